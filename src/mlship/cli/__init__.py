@@ -1,0 +1,51 @@
+"""The `mlship` command line: one small module per command, each a thin layer over a core function."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mlship import __version__
+from mlship.cli import _common
+
+app = typer.Typer(
+    name="mlship",
+    help="Ship a notebook's model as a tested, versioned container image with one command.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlship {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Ship a notebook's model as a tested, versioned container image with one command."""
+    _common.STATE.debug = debug
+
+
+def _register() -> None:
+    from mlship.cli import doctor, init
+
+    for module in (init, doctor):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,78 @@
+"""What every command shares: the --json option and the one error boundary."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from mlship.console import console, emit_json
+from mlship.errors import ExitCode, MlshipError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout (for CI).")]
+
+
+@dataclass
+class _State:
+    debug: bool = os.environ.get("MLSHIP_DEBUG", "") not in {"", "0"}
+
+
+STATE = _State()
+
+
+def render_error(error: MlshipError, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": False, "error": error.message, "hint": error.hint, "exit_code": int(error.exit_code),
+                   "kind": type(error).__name__})
+    console.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+    if error.hint:
+        console.print(f"[dim]hint:[/] {error.hint}", soft_wrap=True)
+
+
+def boundary(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn an MlshipError into one message, a hint and its exit code; --debug shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json", False))
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except MlshipError as error:
+            if STATE.debug:
+                raise
+            render_error(error, as_json)
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            if STATE.debug:
+                raise
+            console.print("[bold red]interrupted[/]: nothing was pushed or changed after this point")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as error:
+            if STATE.debug:
+                raise
+            render_error(MlshipError(f"unexpected error: {type(error).__name__}: {error}",
+                                     hint="run again with 'mlship --debug …' for the traceback, and report it"),
+                         as_json)
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    return wrapper
+
+
+def finish(result: Any, as_json: bool, render: Callable[[Any], None], exit_code: int = 0) -> None:
+    """Render a core function's result (JSON on stdout, or rich on stderr) and exit with its code."""
+    if as_json:
+        payload = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+        emit_json(payload)
+    else:
+        render(result)
+    if exit_code:
+        raise typer.Exit(exit_code)
