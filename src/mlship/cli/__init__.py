@@ -13,6 +13,7 @@ app = typer.Typer(
     name="mlship",
     help="Ship a notebook's model as a tested, versioned container image with one command.",
     no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -36,11 +37,17 @@ def root(
     _common.STATE.debug = debug
 
 
-def _register() -> None:
-    from mlship.cli import doctor, init
+# One module per command, each exposing register(app); add a command by adding its module's name here.
+COMMANDS = (
+    "init",
+)
 
-    for module in (init, doctor):
-        module.register(app)
+
+def _register() -> None:
+    from importlib import import_module
+
+    for command in COMMANDS:
+        import_module(f"mlship.cli.{command}").register(app)
 
 
 _register()
