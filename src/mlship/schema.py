@@ -1,0 +1,569 @@
+"""schema.json, the input contract: infer it from training data, load it, validate a DataFrame against it,
+and turn it into the JSON Schema of one input row.
+
+The format (version 1) is described in CONTRIBUTING.md. Column names are always strings; a caller that has a
+numpy array without names names its columns ``x0 … xN`` before calling :func:`infer_schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, computed_field
+
+from mlship.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+ENUM_LIMIT = 50  # a string column with at most this many distinct values gets an enforced `enum`
+BOUNDS_MARGIN = 0.10  # enforced bounds: the observed range widened by 10 % of its width on each side
+QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
+REGRESSION_MIN_VALUES = 20  # a numeric target with more distinct values than this is a regression target
+TYPES = ("integer", "number", "string", "boolean")
+TASKS = ("binary", "multiclass", "regression")
+
+ColumnType = Literal["integer", "number", "string", "boolean"]
+
+
+# --- JSON-safe values ----------------------------------------------------------------------------------
+
+
+def json_value(value: Any) -> Any:
+    """A numpy/pandas scalar as a plain JSON value (NaN/NaT → None, Timestamp → ISO text)."""
+    import numpy as np
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return None if math.isnan(number) or math.isinf(number) else number
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+# --- inference -----------------------------------------------------------------------------------------
+
+
+def column_type(series: pd.Series) -> ColumnType:
+    """The schema type of a column, from its dtype (or, for object columns, from its values)."""
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return column_type(pd.Series(dtype.categories))
+    if types.is_bool_dtype(dtype):
+        return "boolean"
+    if types.is_integer_dtype(dtype):
+        return "integer"
+    if types.is_float_dtype(dtype):
+        return "number"
+    if types.is_object_dtype(dtype):
+        values = series.dropna()
+        if len(values) and values.map(lambda v: isinstance(v, bool)).all():
+            return "boolean"
+        if len(values) and values.map(_is_int).all():
+            return "integer"
+        if len(values) and values.map(lambda v: _is_int(v) or isinstance(v, float)).all():
+            return "number"
+    return "string"
+
+
+def _is_int(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def infer_task(target: pd.Series) -> Literal["binary", "multiclass", "regression"]:
+    """Regression for a numeric target with fractions or many values; 2 classes: binary; else multiclass."""
+    import numpy as np
+
+    values = target.dropna()
+    kind = column_type(values)
+    if kind in ("number", "integer"):
+        numbers = values.astype(float).to_numpy()
+        has_fraction = bool(np.any(np.isfinite(numbers) & (numbers != np.floor(numbers))))
+        if (kind == "number" and has_fraction) or values.nunique() > REGRESSION_MIN_VALUES:
+            return "regression"
+    return "binary" if values.nunique() <= 2 else "multiclass"
+
+
+def _sorted_values(values: list[Any]) -> list[Any]:
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def _bounds(low: float, high: float, kind: ColumnType) -> tuple[float, float]:
+    width = high - low
+    margin = BOUNDS_MARGIN * width if width > 0 else max(BOUNDS_MARGIN * abs(low), 1.0)
+    lower, upper = low - margin, high + margin
+    if kind == "integer":
+        return float(math.floor(lower)), float(math.ceil(upper))
+    return lower, upper
+
+
+def _number(value: float, kind: ColumnType) -> int | float:
+    """An integer as int; a float rounded to 12 significant digits (no 49.35000000000001 in the file)."""
+    return int(value) if kind == "integer" else float(f"{value:.12g}")
+
+
+def _numeric_column(series: pd.Series, kind: ColumnType) -> tuple[dict[str, Any], dict[str, Any]]:
+    import numpy as np
+
+    values = series.dropna().astype(float)
+    values = values[np.isfinite(values.to_numpy())]
+    if values.empty:
+        return {}, {}
+    low, high = float(values.min()), float(values.max())
+    lower, upper = _bounds(low, high, kind)
+    quantiles = values.quantile(list(QUANTILES))
+    observed = {
+        "min": _number(low, kind),
+        "max": _number(high, kind),
+        "quantiles": {
+            str(q): _number(float(v), "number") for q, v in zip(QUANTILES, quantiles.to_numpy(), strict=True)
+        },
+    }
+    return {"minimum": _number(lower, kind), "maximum": _number(upper, kind)}, observed
+
+
+def _frequencies(values: pd.Series) -> dict[str, float]:
+    counts = values.value_counts(normalize=True).head(ENUM_LIMIT)
+    return {_key(value): round(float(share), 6) for value, share in counts.items()}
+
+
+def _key(value: Any) -> str:
+    safe = json_value(value)
+    if isinstance(safe, bool):
+        return "true" if safe else "false"
+    return str(safe)
+
+
+def _column(name: str, series: pd.Series) -> dict[str, Any]:
+    kind = column_type(series)
+    nulls = int(series.isna().sum())
+    column: dict[str, Any] = {"name": name, "type": kind, "nullable": nulls > 0}
+    observed: dict[str, Any] = {}
+    present = series.dropna()
+    if kind in ("number", "integer"):
+        enforced, observed = _numeric_column(present, kind)
+        column.update(enforced)
+    elif kind == "string":
+        text = present.astype(str)
+        distinct = text.unique()
+        if 0 < len(distinct) <= ENUM_LIMIT:
+            column["enum"] = _sorted_values([str(value) for value in distinct])
+        observed["frequencies"] = _frequencies(text)
+    else:
+        observed["frequencies"] = _frequencies(present.astype(bool))
+    observed["null_fraction"] = round(nulls / len(series), 6) if len(series) else 0.0
+    column["observed"] = observed
+    return column
+
+
+def _example(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> dict[str, Any]:
+    complete = frame.dropna()
+    row = complete.iloc[0] if len(complete) else frame.iloc[0]
+    example: dict[str, Any] = {}
+    for column, value in zip(columns, row.tolist(), strict=True):
+        safe = json_value(value)
+        example[column["name"]] = str(safe) if column["type"] == "string" and safe is not None else safe
+    return example
+
+
+def infer_schema(
+    frame: pd.DataFrame, target: pd.Series | None = None, task: str | None = None
+) -> dict[str, Any]:
+    """Infer schema.json (format version 1) from the training inputs and, optionally, the target.
+
+    `task` is inferred from the target when not given; without a target both `task` and `target` are null.
+    Raises DataError when the frame has no rows or no columns.
+    """
+    if len(frame) == 0 or len(frame.columns) == 0:
+        raise DataError(
+            f"cannot infer a schema from a table with {len(frame)} rows and {len(frame.columns)} columns",
+            hint="pass the training inputs (at least one row and one column)",
+        )
+    if task is not None and task not in TASKS:
+        raise DataError(f"unknown task '{task}'", hint=f"use one of: {', '.join(TASKS)}")
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise DataError(
+            f"duplicate column names: {', '.join(duplicates)}", hint="give every column its own name"
+        )
+    frame = frame.set_axis(names, axis=1)
+    columns = [_column(name, frame[name]) for name in names]
+    schema: dict[str, Any] = {
+        "mlship_schema": SCHEMA_VERSION,
+        "task": task,
+        "target": None,
+        "columns": columns,
+        "example": _example(frame, columns),
+    }
+    if target is not None:
+        resolved = task or infer_task(target)
+        schema["task"] = resolved
+        target_info: dict[str, Any] = {
+            "name": str(target.name) if target.name is not None else "target",
+            "type": column_type(target.dropna()),
+        }
+        if resolved != "regression":
+            target_info["classes"] = _sorted_values([json_value(v) for v in target.dropna().unique()])
+        schema["target"] = target_info
+    return schema
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def load_schema(path: Path | str) -> dict[str, Any]:
+    """Read and check schema.json; every problem is a ConfigError naming the file."""
+    file = Path(path)
+    hint = "regenerate it with 'mlship init --from-notebook' or fix it by hand (see CONTRIBUTING.md)"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ConfigError(f"{file}: schema file not found", hint=hint) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: cannot be read: {error}", hint=hint) from error
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{file}:{error.lineno}: not valid JSON: {error.msg}", hint=hint) from error
+    problem = _format_problem(data)
+    if problem:
+        raise ConfigError(f"{file}: {problem}", hint=hint)
+    return dict(data)
+
+
+def _format_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    if data.get("mlship_schema") != SCHEMA_VERSION:
+        return f"'mlship_schema' must be {SCHEMA_VERSION}, got {data.get('mlship_schema')!r}"
+    if data.get("task") is not None and data["task"] not in TASKS:
+        return f"'task' must be one of {', '.join(TASKS)}, got {data['task']!r}"
+    columns = data.get("columns")
+    if not isinstance(columns, list) or not columns:
+        return "'columns' must be a non-empty list"
+    seen: set[str] = set()
+    for position, column in enumerate(columns):
+        where = f"columns[{position}]"
+        if not isinstance(column, dict) or not isinstance(column.get("name"), str):
+            return f"{where} needs a string 'name'"
+        if column["name"] in seen:
+            return f"{where}: duplicate column '{column['name']}'"
+        seen.add(column["name"])
+        if column.get("type") not in TYPES:
+            given = column.get("type")
+            return f"{where} ('{column['name']}'): 'type' must be one of {', '.join(TYPES)}, got {given!r}"
+        for bound in ("minimum", "maximum"):
+            if bound in column and not isinstance(column[bound], (int, float)):
+                return f"{where} ('{column['name']}'): '{bound}' must be a number"
+        if "enum" in column and not isinstance(column["enum"], list):
+            return f"{where} ('{column['name']}'): 'enum' must be a list"
+    target = data.get("target")
+    if target is not None and (not isinstance(target, dict) or not isinstance(target.get("name"), str)):
+        return "'target' must be an object with a string 'name'"
+    return None
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+ProblemKind = Literal[
+    "missing_column", "wrong_type", "null", "extra_column", "out_of_range", "unseen_category"
+]
+
+
+class Problem(BaseModel):
+    """One thing wrong with a column, counted over rows (first_row is 1-based, the first data row is 1)."""
+
+    column: str
+    kind: ProblemKind
+    rows: int
+    first_row: int | None = None
+    detail: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def message(self) -> str:
+        where = f" (first at row {self.first_row})" if self.first_row is not None else ""
+        count = f" in {self.rows} row{'s' if self.rows != 1 else ''}" if self.rows else ""
+        return f"column '{self.column}': {self.detail}{count}{where}"
+
+
+class ValidationReport(BaseModel):
+    """Hard problems stop the gate (and make the service answer 422); soft ones are warnings."""
+
+    hard: list[Problem] = []
+    soft: list[Problem] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.hard
+
+    def merge(self, other: ValidationReport) -> ValidationReport:
+        """Combine the reports of two chunks of the same table: counts add up, the first row is kept."""
+        return ValidationReport(hard=_merge(self.hard, other.hard), soft=_merge(self.soft, other.soft))
+
+
+def _merge(left: list[Problem], right: list[Problem]) -> list[Problem]:
+    merged: dict[tuple[str, str], Problem] = {(p.column, p.kind): p for p in left}
+    for problem in right:
+        key = (problem.column, problem.kind)
+        if key not in merged:
+            merged[key] = problem
+            continue
+        known = merged[key]
+        firsts = [row for row in (known.first_row, problem.first_row) if row is not None]
+        merged[key] = known.model_copy(
+            update={"rows": known.rows + problem.rows, "first_row": min(firsts) if firsts else None}
+        )
+    return list(merged.values())
+
+
+def _first(mask: np.ndarray[Any, Any], offset: int) -> int | None:
+    import numpy as np
+
+    positions = np.flatnonzero(mask)
+    return int(positions[0]) + offset + 1 if len(positions) else None
+
+
+def _show(values: Any, limit: int = 3) -> str:
+    shown = [repr(json_value(v)) for v in list(values)[:limit]]
+    return ", ".join(shown) + (", …" if len(values) > limit else "")
+
+
+def _check_numbers(
+    name: str, column: dict[str, Any], series: pd.Series, offset: int, report: ValidationReport
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types
+
+    kind = column["type"]
+    present = series.notna().to_numpy()
+    if types.is_bool_dtype(series.dtype):
+        numbers = pd.Series(np.full(len(series), np.nan))
+        bad = present
+    elif types.is_numeric_dtype(series.dtype):
+        numbers = series.astype(float)
+        bad = np.zeros(len(series), dtype=bool)
+    else:
+        numbers = pd.to_numeric(series.where(~series.map(lambda v: isinstance(v, bool))), errors="coerce")
+        bad = present & numbers.isna().to_numpy()
+    if bad.any():
+        samples = series[bad].unique()
+        report.hard.append(
+            Problem(
+                column=name,
+                kind="wrong_type",
+                rows=int(bad.sum()),
+                first_row=_first(bad, offset),
+                detail=f"expected a {kind}, got {_show(samples)}",
+            )
+        )
+    values = numbers.to_numpy(dtype=float)
+    valid = present & ~bad
+    if kind == "integer":
+        fractional = valid & np.isfinite(values) & (values != np.floor(values))
+        if fractional.any():
+            report.hard.append(
+                Problem(
+                    column=name,
+                    kind="wrong_type",
+                    rows=int(fractional.sum()),
+                    first_row=_first(fractional, offset),
+                    detail=f"expected an integer, got {_show(series[fractional].unique())}",
+                )
+            )
+            valid &= ~fractional
+    low, high = column.get("minimum"), column.get("maximum")
+    outside = np.zeros(len(series), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if low is not None:
+            outside |= valid & (values < low)
+        if high is not None:
+            outside |= valid & (values > high)
+    if outside.any():
+        report.soft.append(
+            Problem(
+                column=name,
+                kind="out_of_range",
+                rows=int(outside.sum()),
+                first_row=_first(outside, offset),
+                detail=f"values outside the training range [{low}, {high}]",
+            )
+        )
+
+
+def _check_boolean(name: str, series: pd.Series, offset: int, report: ValidationReport) -> None:
+    from pandas.api import types
+
+    if types.is_bool_dtype(series.dtype):
+        return
+    accepted = {True, False, "true", "false", "True", "False", "TRUE", "FALSE"}
+    bad = (series.notna() & ~series.map(lambda v: _hashable(v) and v in accepted).astype(bool)).to_numpy()
+    if bad.any():
+        report.hard.append(
+            Problem(
+                column=name,
+                kind="wrong_type",
+                rows=int(bad.sum()),
+                first_row=_first(bad, offset),
+                detail=f"expected true/false, got {_show(series[bad].unique())}",
+            )
+        )
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_string(
+    name: str, column: dict[str, Any], series: pd.Series, offset: int, report: ValidationReport
+) -> None:
+    from pandas.api import types
+
+    present = series.notna().to_numpy()
+    if types.is_string_dtype(series.dtype) and not types.is_object_dtype(series.dtype):
+        bad = present & False
+    else:
+        bad = present & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if bad.any():
+        report.hard.append(
+            Problem(
+                column=name,
+                kind="wrong_type",
+                rows=int(bad.sum()),
+                first_row=_first(bad, offset),
+                detail=f"expected text, got {_show(series[bad].unique())}",
+            )
+        )
+    enum = column.get("enum")
+    if enum is None:
+        return
+    unseen = present & ~bad & ~series.isin(enum).to_numpy()
+    if unseen.any():
+        report.soft.append(
+            Problem(
+                column=name,
+                kind="unseen_category",
+                rows=int(unseen.sum()),
+                first_row=_first(unseen, offset),
+                detail=f"categories not seen in training: {_show(series[unseen].unique())}",
+            )
+        )
+
+
+def validate_frame(frame: pd.DataFrame, schema: dict[str, Any], *, row_offset: int = 0) -> ValidationReport:
+    """Check a table against the schema, column by column (vectorised).
+
+    Hard: a missing column, a value of the wrong type, a null in a column that had none in training.
+    Soft: an unexpected extra column (the target column is expected), a value outside the enforced bounds,
+    a category not seen in training. `row_offset` numbers the rows of a chunk within its whole table.
+    """
+    report = ValidationReport()
+    frame = frame.set_axis([str(name) for name in frame.columns], axis=1)
+    expected = {column["name"] for column in schema["columns"]}
+    target = (schema.get("target") or {}).get("name")
+    for column in schema["columns"]:
+        name = column["name"]
+        if name not in frame.columns:
+            report.hard.append(
+                Problem(
+                    column=name,
+                    kind="missing_column",
+                    rows=0,
+                    detail="is in schema.json but missing from the data",
+                )
+            )
+            continue
+        series = frame[name]
+        nulls = series.isna().to_numpy()
+        if nulls.any() and not column.get("nullable", False):
+            report.hard.append(
+                Problem(
+                    column=name,
+                    kind="null",
+                    rows=int(nulls.sum()),
+                    first_row=_first(nulls, row_offset),
+                    detail="empty values, but training had none",
+                )
+            )
+        if column["type"] in ("number", "integer"):
+            _check_numbers(name, column, series, row_offset, report)
+        elif column["type"] == "boolean":
+            _check_boolean(name, series, row_offset, report)
+        else:
+            _check_string(name, column, series, row_offset, report)
+    for name in frame.columns:
+        if name not in expected and name != target:
+            report.soft.append(
+                Problem(
+                    column=name,
+                    kind="extra_column",
+                    rows=0,
+                    detail="is not in schema.json (the model will receive it anyway)",
+                )
+            )
+    return report
+
+
+# --- JSON Schema of one row ----------------------------------------------------------------------------
+
+
+def row_json_schema(
+    schema: dict[str, Any], *, enforce: bool = True, additional: bool = True
+) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one input row.
+
+    Every non-nullable column is required; nullable ones accept null and may be left out. With `enforce`, the
+    bounds and categories of schema.json become `minimum`/`maximum`/`enum`. `additional` allows extra keys.
+    """
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for column in schema["columns"]:
+        nullable = bool(column.get("nullable", False))
+        prop: dict[str, Any] = {"type": [column["type"], "null"] if nullable else column["type"]}
+        if enforce:
+            for bound in ("minimum", "maximum"):
+                if column.get(bound) is not None:
+                    prop[bound] = column[bound]
+            if column.get("enum") is not None:
+                prop["enum"] = [*column["enum"], None] if nullable else list(column["enum"])
+        example = (schema.get("example") or {}).get(column["name"])
+        if example is not None:
+            prop["examples"] = [example]
+        properties[column["name"]] = prop
+        if not nullable:
+            required.append(column["name"])
+    row: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": additional,
+    }
+    if schema.get("example"):
+        row["examples"] = [schema["example"]]
+    return row
