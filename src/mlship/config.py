@@ -14,8 +14,20 @@ from mlship.errors import ConfigError
 CONFIG_FILE = "mlship.yaml"
 
 CLASSIFICATION_METRICS = frozenset(
-    {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "f1_macro", "f1_weighted",
-     "precision_macro", "recall_macro", "roc_auc_ovr", "balanced_accuracy"}
+    {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "roc_auc_ovr",
+        "balanced_accuracy",
+    }
 )
 REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mape"})
 KNOWN_METRICS = CLASSIFICATION_METRICS | REGRESSION_METRICS
@@ -30,8 +42,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _no_control_chars(value: str) -> str:
     """Values that reach the Dockerfile must be single-line: a newline would inject an instruction."""
     if _CONTROL.search(value):
-        raise ValueError("must be a single line without control characters (a newline would inject a "
-                         "Dockerfile instruction)")
+        raise ValueError(
+            "must be a single line without control characters (a newline would inject a "
+            "Dockerfile instruction)"
+        )
     return value
 
 
@@ -137,7 +151,9 @@ class ProjectConfig(_Model):
     @classmethod
     def _image_name(cls, name: str) -> str:
         if not _IMAGE_NAME.fullmatch(name):
-            raise ValueError("must be a lowercase image name (letters, digits, '.', '_', '-'), e.g. 'fraud-detector'")
+            raise ValueError(
+                "must be a lowercase image name (letters, digits, '.', '_', '-'), e.g. 'fraud-detector'"
+            )
         return name
 
     @field_validator("python")
@@ -166,8 +182,10 @@ class Project(BaseModel):
         """Resolve a path from mlship.yaml; refuse one that leaves the project folder."""
         candidate = (self.root / relative).resolve()
         if not candidate.is_relative_to(self.root.resolve()):
-            raise ConfigError(f"{CONFIG_FILE} {field}: '{relative}' is outside the project folder",
-                              hint="keep every file the project uses inside its folder")
+            raise ConfigError(
+                f"{CONFIG_FILE} {field}: '{relative}' is outside the project folder",
+                hint="keep every file the project uses inside its folder",
+            )
         return candidate
 
     @property
@@ -200,22 +218,24 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise ConfigError(
-                f"{{file}}:{key_node.start_mark.line + 1} duplicate key '{key}' "
-                f"(first at line {seen[key]})",
+                f"{{file}}:{key_node.start_mark.line + 1} duplicate key '{key}' (first at line {seen[key]})",
                 hint="keep one of the two entries",
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = (), index: dict[tuple[Any, ...], int] | None = None,
-                ) -> dict[tuple[Any, ...], int]:
+def _line_index(
+    node: yaml.Node | None,
+    path: tuple[Any, ...] = (),
+    index: dict[tuple[Any, ...], int] | None = None,
+) -> dict[tuple[Any, ...], int]:
     """Map each key path ('evaluation', 'metrics', 'f1', 'min') to the line its value stands on."""
     index = {} if index is None else index
     if node is None:
@@ -242,8 +262,19 @@ def _describe(error: dict[str, Any]) -> str:
         return "is not a known field (check its spelling)"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
-    if kind in {"float_parsing", "float_type", "int_parsing", "int_type", "bool_parsing", "bool_type",
-                "string_type", "dict_type", "list_type", "model_type", "literal_error"}:
+    if kind in {
+        "float_parsing",
+        "float_type",
+        "int_parsing",
+        "int_type",
+        "bool_parsing",
+        "bool_type",
+        "string_type",
+        "dict_type",
+        "list_type",
+        "model_type",
+        "literal_error",
+    }:
         return f"{message[0].lower()}{message[1:]}, got {given!r}"
     return message
 
@@ -260,26 +291,34 @@ def parse_config(text: str, file: str = CONFIG_FILE) -> ProjectConfig:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{file}{line}: not valid YAML: {problem}",
-                          hint="fix the YAML syntax (indentation, a missing ':' or quote)") from error
+        raise ConfigError(
+            f"{file}{line}: not valid YAML: {problem}",
+            hint="fix the YAML syntax (indentation, a missing ':' or quote)",
+        ) from error
     if data is None:
-        raise ConfigError(f"{file}: the file is empty",
-                          hint="it needs at least 'name' and 'evaluation' (run 'mlship init' for an example)")
+        raise ConfigError(
+            f"{file}: the file is empty",
+            hint="it needs at least 'name' and 'evaluation' (run 'mlship init' for an example)",
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}:1: expected a mapping of settings, got {type(data).__name__}",
-                          hint="start with 'name: my-model'")
+        raise ConfigError(
+            f"{file}:1: expected a mapping of settings, got {type(data).__name__}",
+            hint="start with 'name: my-model'",
+        )
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as error:
         lines = _line_index(root)
         first = error.errors()[0]
         loc = tuple(first["loc"])
-        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
+        line_no = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
         field = ".".join(str(part) for part in loc) or "(top level)"
         more = len(error.errors()) - 1
         suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(f"{file}:{line} {field}: {_describe(dict(first))}{suffix}",
-                          hint="see mlship.schema.json for every field and its type") from error
+        raise ConfigError(
+            f"{file}:{line_no} {field}: {_describe(dict(first))}{suffix}",
+            hint="see mlship.schema.json for every field and its type",
+        ) from error
 
 
 def load_project(directory: Path | str = ".") -> Project:
@@ -288,18 +327,26 @@ def load_project(directory: Path | str = ".") -> Project:
     file = root / CONFIG_FILE
     if not file.is_file():
         alternative = root / "mlship.yml"
-        hint = (f"rename {alternative.name} to {CONFIG_FILE}" if alternative.is_file()
-                else "run 'mlship init NAME' or 'mlship init --from-notebook NB.ipynb' to create a project")
+        hint = (
+            f"rename {alternative.name} to {CONFIG_FILE}"
+            if alternative.is_file()
+            else "run 'mlship init NAME' or 'mlship init --from-notebook NB.ipynb' to create a project"
+        )
         raise ConfigError(f"no {CONFIG_FILE} in {root}", hint=hint)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{file}: cannot be read: {error}") from error
-    config = parse_config(text, file=str(file.relative_to(Path.cwd()) if file.is_relative_to(Path.cwd())
-                                         else file))
+    config = parse_config(
+        text, file=str(file.relative_to(Path.cwd()) if file.is_relative_to(Path.cwd()) else file)
+    )
     project = Project(root=root, config=config)
-    for check in (lambda: project.solution_path, lambda: project.artifacts_path, lambda: project.schema_path,
-                  project.data_location):
+    for check in (
+        lambda: project.solution_path,
+        lambda: project.artifacts_path,
+        lambda: project.schema_path,
+        project.data_location,
+    ):
         check()
     return project
 

@@ -1,15 +1,15 @@
 """One exception root for everything mlship reports, and the exit codes CI can branch on.
 
-    MlshipError (exit 1)
-    ├── UsageError (2)
-    ├── ConfigError (3)            mlship.yaml, schema.json, paths that leave the project
-    ├── TestsFailed (4)            the project's tests, or the user's model code, failed
-    ├── BelowBaseline (5)          a metric missed its threshold or fell below the live release
-    ├── EngineUnavailable (6)      no container engine answers
-    ├── BuildFailed (7)            freeze, Dockerfile or image build failed
-    ├── RegistryError (8)          the registry refused, was unreachable, or a push failed
-    ├── DataError (1)              test data missing, unreadable or not matching the schema
-    └── NotebookError (1)          a notebook could not be executed or converted
+MlshipError (exit 1)
+├── UsageError (2)
+├── ConfigError (3)            mlship.yaml, schema.json, paths that leave the project
+├── TestsFailed (4)            the project's tests, or the user's model code, failed
+├── BelowBaseline (5)          a metric missed its threshold or fell below the live release
+├── EngineUnavailable (6)      no container engine answers
+├── BuildFailed (7)            freeze, Dockerfile or image build failed
+├── RegistryError (8)          the registry refused, was unreachable, or a push failed
+├── DataError (1)              test data missing, unreadable or not matching the schema
+└── NotebookError (1)          a notebook could not be executed or converted
 """
 
 from __future__ import annotations

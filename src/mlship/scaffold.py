@@ -36,8 +36,10 @@ def ensure_writable_target(target: Path, force: bool, protected: tuple[str, ...]
     if target.is_dir() and any(target.iterdir()) and not force:
         clash = [name for name in protected if (target / name).exists()]
         listed = f" (it holds {', '.join(clash)})" if clash else ""
-        raise UsageError(f"{target} is not empty{listed}; nothing was written",
-                         hint="choose an empty or new --dir, or add --force to overwrite mlship's files there")
+        raise UsageError(
+            f"{target} is not empty{listed}; nothing was written",
+            hint="choose an empty or new --dir, or add --force to overwrite mlship's files there",
+        )
 
 
 def _slug(name: str) -> str:
@@ -59,27 +61,48 @@ def create_project(name: str, directory: Path | None = None, *, force: bool = Fa
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory(prefix="mlship-init-") as staging:
         console.print(f"[bold]Creating[/] {target}")
-        rendered = Path(cookiecutter(
-            str(templates_dir() / "project"), no_input=True, output_dir=staging, overwrite_if_exists=True,
-            extra_context={"project_name": name, "project_slug": slug, "python_version": python,
-                           "mlship_version": __version__},
-        ))
+        rendered = Path(
+            cookiecutter(
+                str(templates_dir() / "project"),
+                no_input=True,
+                output_dir=staging,
+                overwrite_if_exists=True,
+                extra_context={
+                    "project_name": name,
+                    "project_slug": slug,
+                    "python_version": python,
+                    "mlship_version": __version__,
+                },
+            )
+        )
         _train(rendered)
         _write_schema(rendered)
         target.mkdir(parents=True, exist_ok=True)
         files = _move_into(rendered, target)
-    return InitResult(project=target, name=slug, files=files, next_steps=[
-        f"cd {os.path.relpath(target)}", "mlship test", "mlship serve", "mlship deploy"])
+    return InitResult(
+        project=target,
+        name=slug,
+        files=files,
+        next_steps=[f"cd {os.path.relpath(target)}", "mlship test", "mlship serve", "mlship deploy"],
+    )
 
 
 def _train(project: Path) -> None:
     with console.status("Training the template model (scikit-learn breast-cancer data, offline)…"):
-        result = subprocess.run([sys.executable, "solution.py"], cwd=project, capture_output=True, text=True,
-                                timeout=600, check=False)
+        result = subprocess.run(
+            [sys.executable, "solution.py"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise MlshipError(f"training the template model failed: {tail[0]}",
-                          hint="check that scikit-learn, pandas and joblib are installed in this Python")
+        raise MlshipError(
+            f"training the template model failed: {tail[0]}",
+            hint="check that scikit-learn, pandas and joblib are installed in this Python",
+        )
 
 
 def _write_schema(project: Path) -> None:

@@ -15,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -40,6 +40,7 @@ def root(
 # One module per command, each exposing register(app); add a command by adding its module's name here.
 COMMANDS = (
     "init",
+    "doctor",
 )
 
 

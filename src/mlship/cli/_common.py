@@ -29,8 +29,15 @@ STATE = _State()
 
 def render_error(error: MlshipError, as_json: bool) -> None:
     if as_json:
-        emit_json({"ok": False, "error": error.message, "hint": error.hint, "exit_code": int(error.exit_code),
-                   "kind": type(error).__name__})
+        emit_json(
+            {
+                "ok": False,
+                "error": error.message,
+                "hint": error.hint,
+                "exit_code": int(error.exit_code),
+                "kind": type(error).__name__,
+            }
+        )
     console.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
     if error.hint:
         console.print(f"[dim]hint:[/] {error.hint}", soft_wrap=True)
@@ -59,9 +66,13 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as error:
             if STATE.debug:
                 raise
-            render_error(MlshipError(f"unexpected error: {type(error).__name__}: {error}",
-                                     hint="run again with 'mlship --debug …' for the traceback, and report it"),
-                         as_json)
+            render_error(
+                MlshipError(
+                    f"unexpected error: {type(error).__name__}: {error}",
+                    hint="run again with 'mlship --debug …' for the traceback, and report it",
+                ),
+                as_json,
+            )
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
     return wrapper

@@ -15,7 +15,9 @@ from mlship.errors import UsageError
 @boundary
 def init(
     name: Annotated[str | None, typer.Argument(help="Project (and image) name, e.g. fraud-detector.")] = None,
-    directory: Annotated[Path | None, typer.Option("--dir", help="Where to create it (default ./NAME).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to create it (default ./NAME).")
+    ] = None,
     from_notebook: Annotated[
         Path | None, typer.Option("--from-notebook", help="Convert this notebook into the project.")
     ] = None,
@@ -30,7 +32,9 @@ def init(
         from mlship.convert import convert_notebook
 
         if not from_notebook.is_file():
-            raise UsageError(f"notebook {from_notebook} does not exist", hint="give the path of an .ipynb file")
+            raise UsageError(
+                f"notebook {from_notebook} does not exist", hint="give the path of an .ipynb file"
+            )
         target = directory or Path(name or from_notebook.stem.replace("_", "-").lower())
         result: Any = convert_notebook(from_notebook, target, name=name, force=force)
         finish(result, as_json, _render_conversion)
@@ -43,7 +47,9 @@ def init(
 
 
 def _render_project(result: Any) -> None:
-    console.print(f"[green]✓[/] created [bold]{result.name}[/] in {result.project} ({len(result.files)} files)")
+    console.print(
+        f"[green]✓[/] created [bold]{result.name}[/] in {result.project} ({len(result.files)} files)"
+    )
     console.print("next: " + " && ".join(result.next_steps))
 
 

@@ -1,0 +1,88 @@
+"""`mlship doctor`: is this machine ready to test, build and ship? One check a row, a fix for each failure."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from mlship.config import CONFIG_FILE, load_project
+from mlship.errors import ConfigError, ExitCode, MlshipError
+
+Status = Literal["ok", "fail", "skip"]
+
+
+class Check(BaseModel):
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+class DoctorReport(BaseModel):
+    checks: list[Check]
+    ok: bool
+    exit_code: int
+
+
+def _python(expected: str | None) -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if expected and expected != running:
+        return Check(name="python", status="fail", detail=f"Python {version}, but mlship.yaml says {expected}",
+                     fix=f"run mlship from a Python {expected} environment (requirements are frozen per version)")
+    return Check(name="python", status="ok", detail=f"Python {version} at {sys.executable}")
+
+
+def _pip_tools() -> Check:
+    if importlib.util.find_spec("piptools") is not None:
+        return Check(name="pip-tools", status="ok", detail="importable (used to freeze requirements)")
+    return Check(name="pip-tools", status="fail", detail="not installed", fix="pip install pip-tools")
+
+
+def _engine() -> Check:
+    from mlship import image
+
+    try:
+        info = image.engine_info()
+    except MlshipError as error:
+        return Check(name="container engine", status="fail", detail=error.message, fix=error.hint)
+    return Check(name="container engine", status="ok", detail=str(info))
+
+
+def _registry(host: str | None) -> Check:
+    if not host:
+        return Check(
+            name="registry", status="skip", detail="no image.registry in mlship.yaml and no --registry"
+        )
+    from mlship.registry import Registry
+
+    try:
+        Registry(host).tags("mlship-doctor-probe")
+    except MlshipError as error:
+        return Check(name="registry", status="fail", detail=error.message, fix=error.hint)
+    return Check(name="registry", status="ok", detail=f"{host} answers the OCI distribution API")
+
+
+def run_doctor(project_dir: Path, registry: str | None = None) -> DoctorReport:
+    """Run every check; a broken mlship.yaml is reported as a check and makes the exit code 3."""
+    checks = []
+    exit_code = ExitCode.OK
+    expected_python = None
+    if (project_dir / CONFIG_FILE).is_file():
+        try:
+            project = load_project(project_dir)
+            registry = registry or project.config.image.registry
+            expected_python = project.config.python
+            checks.append(Check(name=CONFIG_FILE, status="ok", detail=f"valid ({project.config.name})"))
+        except ConfigError as error:
+            checks.append(Check(name=CONFIG_FILE, status="fail", detail=error.message, fix=error.hint))
+            exit_code = ExitCode.CONFIG_INVALID
+    checks = [_python(expected_python), _pip_tools(), *checks, _engine(), _registry(registry)]
+    failed = [check for check in checks if check.status == "fail"]
+    if failed and exit_code == ExitCode.OK:
+        exit_code = ExitCode.NO_ENGINE if failed[0].name == "container engine" else ExitCode.ERROR
+    return DoctorReport(checks=checks, ok=not failed, exit_code=int(exit_code))

@@ -1,0 +1,60 @@
+"""The CLI's error boundary: config errors exit 3 with one message, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import VALID_CONFIG
+from typer.testing import CliRunner
+
+from mlship import __version__
+from mlship.cli import app
+
+BROKEN = {
+    "unknown key": (
+        VALID_CONFIG.replace("  target: is_fraud", "  target: is_fraud\n  targt: x"),
+        "mlship.yaml:8 evaluation.targt",
+    ),
+    "wrong type": (VALID_CONFIG.replace("port: 8080", "port: eighty"), "mlship.yaml:13 serving.port"),
+    "missing field": (VALID_CONFIG.replace("  target: is_fraud\n", ""), "mlship.yaml:5 evaluation.target"),
+    "yaml syntax": (VALID_CONFIG.replace("target: is_fraud", "target: [is_fraud"), "not valid YAML"),
+    "duplicate key": (VALID_CONFIG + "name: again\n", "mlship.yaml:14 duplicate key 'name'"),
+    "empty file": ("", "mlship.yaml: the file is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_config_exit_3_one_message(case: str, runner: CliRunner, tmp_path: Path) -> None:
+    text, expected = BROKEN[case]
+    (tmp_path / "mlship.yaml").write_text(text)
+    result = runner.invoke(app, ["doctor", str(tmp_path)])
+    assert result.exit_code == 3, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"mlship {__version__}"
+
+
+def test_init_refuses_non_empty_dir(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["init", "demo", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output and "--force" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_init_without_name_is_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 2
+    assert "project name" in result.output
+
+
+def test_init_missing_notebook(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", "--from-notebook", str(tmp_path / "nope.ipynb")])
+    assert result.exit_code == 2
+    assert "nope.ipynb does not exist" in result.output
