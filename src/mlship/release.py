@@ -58,6 +58,12 @@ def version_number(tag: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def versions_newest_first(tags: list[str]) -> list[str]:
+    """The `vN` tags, highest N first."""
+    numbered = [(n, tag) for tag in tags if (n := version_number(tag)) is not None]
+    return [tag for _, tag in sorted(numbered, reverse=True)]
+
+
 def next_version(tags: list[str]) -> str:
     """`v1` for an empty repository, else one more than the highest `vN` tag."""
     numbers = [n for n in (version_number(tag) for tag in tags) if n is not None]
@@ -120,7 +126,7 @@ def live_version(registry: Registry, repo: str, tags: list[str]) -> str | None:
     if LIVE_TAG not in tags:
         return None
     live_digest = registry.manifest_digest(repo, LIVE_TAG)
-    for tag in sorted((t for t in tags if version_number(t) is not None), key=version_number, reverse=True):
+    for tag in versions_newest_first(tags):
         if registry.manifest_digest(repo, tag) == live_digest:
             return tag
     return None
@@ -131,7 +137,7 @@ def list_releases(registry: Registry, repo: str) -> list[Release]:
     tags = registry.tags(repo)
     live_digest = registry.manifest_digest(repo, LIVE_TAG) if LIVE_TAG in tags else None
     releases = []
-    for tag in sorted((t for t in tags if version_number(t) is not None), key=version_number, reverse=True):
+    for tag in versions_newest_first(tags):
         digest = registry.manifest_digest(repo, tag)
         labels = registry.labels(repo, tag)
         releases.append(
