@@ -77,6 +77,7 @@ def create_project(name: str, directory: Path | None = None, *, force: bool = Fa
         )
         _train(rendered)
         _write_schema(rendered)
+        write_ci_files(rendered, slug, python)
         target.mkdir(parents=True, exist_ok=True)
         files = _move_into(rendered, target)
     return InitResult(
@@ -128,3 +129,27 @@ def _move_into(rendered: Path, target: Path) -> list[str]:
         shutil.move(str(source), destination)
         files.append(relative.as_posix())
     return files
+
+
+CI_FILES = {"github-workflow.yml": ".github/workflows/mlship.yml", "gitlab-ci.yml": ".gitlab-ci.yml"}
+
+
+def render_template(relative: str, **context: str) -> str:
+    """Render one of templates/ with StrictUndefined: a missing variable is an error, never a blank."""
+    import jinja2
+
+    environment = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )  # noqa: S701 - renders YAML and shell, not HTML
+    return environment.from_string((templates_dir() / relative).read_text(encoding="utf-8")).render(**context)
+
+
+def write_ci_files(project: Path, name: str, python: str) -> list[str]:
+    """Write the GitHub Actions and GitLab CI jobs: the gate on pull requests, deploy on the main branch."""
+    written = []
+    for template, destination in CI_FILES.items():
+        target = project / destination
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_template(f"ci/{template}", name=name, python=python), encoding="utf-8")
+        written.append(destination)
+    return written

@@ -41,6 +41,7 @@ def root(
 COMMANDS = (
     "init",
     "doctor",
+    "hooks",
 )
 
 
