@@ -22,7 +22,7 @@ class HookResult(BaseModel):
 
 
 def install_pre_push(project_dir: Path, *, force: bool = False) -> HookResult:
-    """Write .git/hooks/pre-push running `mlship test` in the project; never replace a foreign hook silently."""
+    """Write .git/hooks/pre-push running `mlship test`; never replace a foreign hook silently."""
     project = load_project(project_dir)
     found = subprocess.run(
         ["git", "rev-parse", "--show-toplevel", "--git-path", "hooks"],

@@ -140,7 +140,7 @@ def render_template(relative: str, **context: str) -> str:
 
     environment = jinja2.Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )  # noqa: S701 - renders YAML and shell, not HTML
+    )
     return environment.from_string((templates_dir() / relative).read_text(encoding="utf-8")).render(**context)
 
 

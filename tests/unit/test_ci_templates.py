@@ -1,4 +1,4 @@
-"""The CI jobs `mlship init` writes are valid YAML and pass the GitHub/GitLab schema checks; the pre-push hook."""
+"""The CI jobs `mlship init` writes pass the GitHub/GitLab schema checks; the pre-push hook."""
 
 from __future__ import annotations
 
