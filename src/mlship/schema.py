@@ -408,7 +408,7 @@ def _check_numbers(
                 kind="out_of_range",
                 rows=int(outside.sum()),
                 first_row=_first(outside, offset),
-                detail=f"values outside the training range [{low}, {high}]",
+                detail=f"values outside the allowed range [{low}, {high}] (training range ± 10 %)",
             )
         )
 
@@ -524,7 +524,7 @@ def validate_frame(frame: pd.DataFrame, schema: dict[str, Any], *, row_offset: i
                     column=name,
                     kind="extra_column",
                     rows=0,
-                    detail="is not in schema.json (the model will receive it anyway)",
+                    detail="is not in schema.json (not passed to the model)",
                 )
             )
     return report
