@@ -43,6 +43,8 @@ COMMANDS = (
     "test",
     "doctor",
     "hooks",
+    "deploy",
+    "releases",
 )
 
 
