@@ -186,6 +186,8 @@ def _classification(
         return float(
             metrics.log_loss(y_true, _probabilities(name, scores, kind, classes), labels=classes)
         ), None
+    if len(set(y_true.tolist())) < 2:
+        raise ValueError("the target has only one class, so roc_auc is undefined")
     if task == "binary":
         return float(
             metrics.roc_auc_score(y_true == positive, _binary_score(scores, kind, classes, positive))
