@@ -41,6 +41,7 @@ def root(
 COMMANDS = (
     "init",
     "test",
+    "build",
     "doctor",
     "hooks",
     "deploy",
