@@ -376,7 +376,7 @@ def _check_numbers(
                 kind="wrong_type",
                 rows=int(bad.sum()),
                 first_row=_first(bad, offset),
-                detail=f"expected a {kind}, got {_show(samples)}",
+                detail=f"expected {'an integer' if kind == 'integer' else 'a number'}, got {_show(samples)}",
             )
         )
     values = numbers.to_numpy(dtype=float)
