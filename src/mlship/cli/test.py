@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from mlship.cli._common import JsonFlag, boundary, finish
 from mlship.console import console
-from mlship.testing import TestReport, run_test
+
+if TYPE_CHECKING:
+    from mlship.testing import TestReport
 
 
 @boundary
@@ -27,11 +28,15 @@ def test(
     Exit codes: 0 passed, 4 tests failed or the model crashed, 5 a metric missed its threshold, 3 config
     invalid, 1 test data missing or not matching schema.json. Example: `mlship test --junit report.xml`.
     """
+    from mlship.testing import run_test
+
     report = run_test(project, skip_tests=skip_tests, junit=junit)
     finish(report, as_json, _render, report.exit_code)
 
 
 def _render(report: TestReport) -> None:
+    from rich.table import Table
+
     tests = report.pytest
     if tests is None:
         console.print("[dim]project tests: skipped (--skip-tests)[/]")
