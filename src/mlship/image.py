@@ -741,7 +741,11 @@ def push(ref: str) -> str:
 
 
 def pull(ref: str) -> str:
-    """Pull `ref` from its registry (every stream item checked) and return its digest there."""
+    """Pull `ref` from its registry (every stream item checked) and return the local image id.
+
+    The id (the image config's digest) is what identifies the content across engines: podman reports
+    every digest the image ever had under every name, so the manifest digest is read from the registry
+    instead (`Registry.manifest_digest`)."""
     client = connect()
     host = registry_of(ref)
     repository, pull_tag = split_ref(ref)
@@ -754,16 +758,13 @@ def pull(ref: str) -> str:
                 raise _registry_refused(
                     host, ref, str(item.get("error") or detail.get("message") or item), "pulling"
                 )
-        image = client.images.get(ref)
-    for repo_digest in image.attrs.get("RepoDigests") or []:
-        name, _, digest = str(repo_digest).partition("@")
-        if name == repository:
-            return digest
-    return str(image.id)
+        return str(client.images.get(ref).id)
 
 
 def _registry_refused(host: str, ref: str, cause: str, action: str = "pushing") -> RegistryError:
     cause = " ".join(cause.split())
+    if "pinging container registry" in cause:  # podman prefixes which blob it was pushing: noise
+        cause = cause[cause.index("pinging container registry") :]
     lowered = cause.lower()
     insecure_hint = (
         f"if {host} serves plain http, mark it insecure for the engine: Docker: add it to "

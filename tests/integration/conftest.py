@@ -1,0 +1,77 @@
+"""Session fixtures for tests on the real container engine, registry and base image.
+
+Set them up with `scripts/containers.sh up` and `export DOCKER_HOST=unix:///run/podman/podman.sock`.
+Without them these fixtures skip, with the reason; with MLSHIP_REQUIRE_INTEGRATION=1 (CI) they fail
+instead, so a broken set-up can never pass as "all skipped".
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from mlship import image
+from mlship.errors import MlshipError
+from mlship.registry import Registry
+
+SETUP_HINT = "run `sudo scripts/containers.sh up` and `export DOCKER_HOST=unix:///run/podman/podman.sock`"
+DEFAULT_REGISTRY = "127.0.0.1:5000"
+DEFAULT_BASE_IMAGE = "localhost/pybase:bookworm"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip — or fail, when MLSHIP_REQUIRE_INTEGRATION=1 — because a real dependency is missing."""
+    if os.environ.get("MLSHIP_REQUIRE_INTEGRATION") == "1":
+        pytest.fail(f"{reason} (MLSHIP_REQUIRE_INTEGRATION=1, so this is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine() -> image.EngineInfo:
+    """The engine DOCKER_HOST points at, answering."""
+    if not os.environ.get("DOCKER_HOST"):
+        unavailable(f"DOCKER_HOST is not set: no container engine for integration tests; {SETUP_HINT}")
+    image.forget_engine()
+    try:
+        return image.engine_info()
+    except MlshipError as error:
+        unavailable(f"the container engine does not answer: {error.message}; {SETUP_HINT}")
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> str:
+    """The loopback registry's host:port ("127.0.0.1:5000", or MLSHIP_TEST_REGISTRY), answering."""
+    host = os.environ.get("MLSHIP_TEST_REGISTRY", DEFAULT_REGISTRY)
+    try:
+        with Registry(host, timeout=5) as registry:
+            registry.ping()
+    except MlshipError as error:
+        unavailable(f"the test registry does not answer: {error.message}; {SETUP_HINT}")
+    return host
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: image.EngineInfo) -> str:
+    """The local Python base image tests build from (no public registry is reachable)."""
+    ref = os.environ.get("MLSHIP_TEST_BASE_IMAGE", DEFAULT_BASE_IMAGE)
+    if not image.exists(ref):
+        unavailable(f"the base image {ref} is missing from the engine; {SETUP_HINT}")
+    return ref
+
+
+@pytest.fixture
+def unique_repo(registry_url: str) -> Iterator[str]:
+    """A repository name no other test uses; its manifests are deleted from the registry afterwards."""
+    repo = f"mlship-test/{uuid.uuid4().hex[:12]}"
+    yield repo
+    with Registry(registry_url) as registry:
+        try:
+            digests = {registry.manifest_digest(repo, tag) for tag in registry.tags(repo)}
+            for digest in digests - {None}:
+                registry.delete_manifest(repo, str(digest))
+        except MlshipError:
+            pass  # cleanup is best effort; a stopped registry was the test's business
