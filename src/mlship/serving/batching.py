@@ -1,0 +1,181 @@
+"""Adaptive micro-batching: concurrent requests share one DataFrame and one model call, in one thread.
+
+The event loop never runs the model. Requests queue as jobs; whenever the model thread is idle the
+pending jobs (up to ``max_size`` rows) go to it as one batch. A lone request is dispatched at once. While
+the model is busy, new requests accumulate and form the next batch, so the batch grows with the load.
+Only when other requests are already on their way in (admitted, body still being read or validated)
+does a ready batch wait for them, and never longer than ``max_wait_ms``.
+
+If a batch fails, each of its requests is run again on its own, so that one bad input fails only the
+request that sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
+
+from .contract import InputContract
+from .loading import LoadedModel
+
+
+@dataclass
+class Outcome:
+    """One request's share of a batch: its predictions and probability rows."""
+
+    predictions: Any
+    probabilities: np.ndarray | None
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's accepted rows, waiting for the model."""
+
+    rows: list[tuple[Any, ...]]
+    future: asyncio.Future[Outcome]
+    cancelled: bool = False  # the client left or timed out: skip it if it has not run yet
+    result: Outcome | BaseException | None = field(default=None, repr=False)
+
+
+BatchObserver = Callable[[int, Any], None]
+
+
+class ModelRunner:
+    """Owns the single model thread and the queue of jobs waiting for it."""
+
+    def __init__(
+        self,
+        contract: InputContract,
+        model: LoadedModel,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_rows: int,
+        max_wait_s: float,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.contract = contract
+        self.model = model
+        self.arriving = 0  # admitted requests not yet submitted (set by the endpoint)
+        self._loop = loop
+        self._max_rows = max_rows
+        self._max_wait_s = max_wait_s
+        self._on_batch = on_batch
+        self._pending: deque[Job] = deque()
+        self._pending_rows = 0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._batches: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="mlship-model", daemon=True)
+        self._thread.start()
+
+    # --- event-loop side --------------------------------------------------------------------------------
+
+    def submit(self, rows: list[tuple[Any, ...]]) -> Job:
+        """Queue rows for the model; await ``job.future`` for their Outcome."""
+        job = Job(rows, self._loop.create_future())
+        self._pending.append(job)
+        self._pending_rows += len(rows)
+        self.kick()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """The client is gone: drop the job if it has not reached the model yet."""
+        job.cancelled = True
+        if not job.future.done():
+            job.future.cancel()
+
+    def kick(self) -> None:
+        """Dispatch now, or wait briefly for requests already on their way in."""
+        if self._busy or not self._pending:
+            return
+        if self.arriving > 0 and self._pending_rows < self._max_rows and self._max_wait_s > 0:
+            if self._timer is None:
+                self._timer = self._loop.call_later(self._max_wait_s, self._dispatch)
+            return
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._busy:
+            return
+        batch: list[Job] = []
+        rows = 0
+        while self._pending:
+            job = self._pending[0]
+            if job.cancelled:
+                self._pending.popleft()
+                self._pending_rows -= len(job.rows)
+                continue
+            if batch and rows + len(job.rows) > self._max_rows:
+                break
+            self._pending.popleft()
+            self._pending_rows -= len(job.rows)
+            batch.append(job)
+            rows += len(job.rows)
+        if batch:
+            self._busy = True
+            self._batches.put(batch)
+
+    def _finished(self, batch: list[Job]) -> None:
+        self._busy = False
+        for job in batch:
+            if job.future.done():
+                continue
+            if isinstance(job.result, BaseException):
+                job.future.set_exception(job.result)
+            elif job.result is not None:
+                job.future.set_result(job.result)
+        self.kick()
+
+    def close(self) -> None:
+        """Stop the model thread once the batch it runs (if any) is done."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._batches.put(None)
+
+    # --- model-thread side ---------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            batch = self._batches.get()
+            if batch is None:
+                return
+            try:
+                self.run(batch)
+            finally:
+                self._loop.call_soon_threadsafe(self._finished, batch)
+
+    def run(self, batch: Sequence[Job]) -> None:
+        """Predict for the live jobs of a batch; set each job's result (an Outcome or the exception)."""
+        live = [job for job in batch if not job.cancelled]
+        if not live:
+            return
+        rows = live[0].rows if len(live) == 1 else list(chain.from_iterable(job.rows for job in live))
+        try:
+            predictions, probabilities = self.model.predict(self.contract.frame(rows))
+        except Exception as error:
+            if len(live) == 1:
+                live[0].result = error
+                return
+            for job in live:  # isolate the request that broke the batch
+                self.run([job])
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(rows), predictions)
+        start = 0
+        for job in live:
+            end = start + len(job.rows)
+            job.result = Outcome(
+                predictions[start:end], None if probabilities is None else probabilities[start:end]
+            )
+            start = end

@@ -1,0 +1,255 @@
+"""Running the service: one uvicorn server per worker process, under a small supervisor.
+
+The supervisor binds the socket, starts worker 0 (which answers /health/live at once and /health/ready
+with 503 until its model is loaded and self-tested), then the other workers (which load their model before
+they accept a connection, so a request never reaches a worker that is not ready). A worker that dies after
+it was ready (SIGKILL, OOM) is replaced; one that fails to start ends the service with exit code 3 and the
+worker's one log line. SIGTERM or SIGINT: every worker finishes its in-flight requests, then exit 0.
+
+This module imports neither pandas nor the model: the supervisor stays small and starts fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .logs import JsonLog
+from .settings import ServiceInfo, ServiceSettings, SettingsError
+
+STARTUP_FAILED = 3
+SETTINGS_ENV = "MLSHIP_SERVING_SETTINGS"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+GRACE_S = 30.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv6 when the host is), inheritable by workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def graceful_timeout(settings: ServiceSettings) -> float:
+    """How long a worker waits for in-flight requests at shutdown (they end by ``timeout_s`` anyway)."""
+    return settings.timeout_s + 2.0
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: subprocess.Popen[bytes]
+    ready_fd: int
+    ready: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes; see the module docstring."""
+
+    def __init__(
+        self, project_dir: Path, settings: ServiceSettings, host: str, port: int, workers: int
+    ) -> None:
+        self.project_dir = project_dir.resolve()
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self.count = workers
+        self.log = JsonLog(role="supervisor")
+        self.workers: list[_Worker] = []
+        self.stopping = False
+        self._metrics_dir: str | None = None
+
+    def _handle_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stopping:
+            self.stopping = True
+            for worker in self.workers:
+                _signal(worker.process, signal.SIGTERM)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[(__package__ or "").count(".") + 1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        env[SETTINGS_ENV] = json.dumps(self.settings.to_dict())
+        if self._metrics_dir is not None:
+            env[MULTIPROC_ENV] = self._metrics_dir
+        return env
+
+    def _spawn(self, index: int, sock: socket.socket, background: bool) -> _Worker:
+        read_fd, write_fd = os.pipe()
+        command = [
+            sys.executable,
+            "-m",
+            f"{__package__}.worker",
+            "--project",
+            str(self.project_dir),
+            "--fd",
+            str(sock.fileno()),
+            "--ready-fd",
+            str(write_fd),
+        ]
+        if background:
+            command.append("--background")
+        process = subprocess.Popen(command, env=self._environment(), pass_fds=(sock.fileno(), write_fd))
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        return _Worker(index, process, read_fd)
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (→ 0) or a worker that cannot start (→ 3)."""
+        sock = bind_socket(self.host, self.port)
+        if self.count > 1 and not os.environ.get(MULTIPROC_ENV):
+            self._metrics_dir = tempfile.mkdtemp(prefix="mlship-metrics-")
+        previous = {sig: signal.signal(sig, self._handle_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.log.info(
+                "listening", host=self.host, port=sock.getsockname()[1], workers=self.count, pid=os.getpid()
+            )
+            self.workers.append(self._spawn(0, sock, background=True))
+            return self._watch(sock)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._stop_all()
+            sock.close()
+            if self._metrics_dir is not None:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+    def _watch(self, sock: socket.socket) -> int:
+        while True:
+            pipes = {w.ready_fd: w for w in self.workers if not w.ready}
+            if pipes:
+                try:
+                    readable, _, _ = select.select(list(pipes), [], [], 0.1)
+                except InterruptedError:
+                    readable = []
+                for fd in readable:
+                    if _read_ready(fd):
+                        pipes[fd].ready = True
+            else:
+                time.sleep(0.1)
+            if self.stopping:
+                return 0
+            if all(w.ready for w in self.workers) and len(self.workers) < self.count:
+                self.workers.append(self._spawn(len(self.workers), sock, background=False))
+            for worker in list(self.workers):
+                code = worker.process.poll()
+                if code is None:
+                    continue
+                if self.stopping:
+                    return 0
+                if code == STARTUP_FAILED or not worker.ready:
+                    if code != STARTUP_FAILED:  # it died without saying why: say it once here
+                        self.log.error(
+                            "startup_failed",
+                            message=f"worker {worker.index} exited with {_describe(code)} "
+                            "before it was ready",
+                        )
+                    return STARTUP_FAILED
+                self.log.error(
+                    "worker_died", worker=worker.index, pid=worker.process.pid, exit=_describe(code)
+                )
+                self._forget_metrics(worker.process.pid)
+                os.close(worker.ready_fd)
+                self.workers[self.workers.index(worker)] = self._spawn(worker.index, sock, background=False)
+
+    def _forget_metrics(self, pid: int) -> None:
+        """A dead worker's live gauges (in-flight requests) must not count any more."""
+        if self._metrics_dir is None:
+            return
+        for path in Path(self._metrics_dir).glob(f"gauge_live*_{pid}.db"):
+            path.unlink(missing_ok=True)
+
+    def _stop_all(self) -> None:
+        for worker in self.workers:
+            _signal(worker.process, signal.SIGTERM)
+        deadline = time.monotonic() + graceful_timeout(self.settings) + 3
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            with contextlib.suppress(OSError):
+                os.close(worker.ready_fd)
+
+
+def _read_ready(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 16))
+    except BlockingIOError:
+        return False
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def resolve(project_dir: Path | str, settings: ServiceSettings | None) -> tuple[Path, ServiceSettings]:
+    """The project folder and the settings to use: ``settings`` or service.json's, else the defaults."""
+    project_dir = Path(project_dir)
+    if settings is not None:
+        return project_dir, settings
+    try:
+        return project_dir, ServiceInfo.for_project(project_dir).serving
+    except SettingsError:
+        return project_dir, ServiceSettings.default()  # the worker reports the broken file in one line
+
+
+def serve(
+    project_dir: Path | str,
+    settings: ServiceSettings | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    workers: int | None = None,
+    *,
+    supervise: bool = True,
+) -> int:
+    """Serve the project until SIGTERM/SIGINT; return the process exit code (0, or 3 when it cannot start).
+
+    ``port`` and ``workers`` default to the settings' (service.json's ``serving``, else the defaults). With
+    ``supervise=False`` and one worker the server runs in this very process (no replacement after a crash).
+    """
+    project_dir, settings = resolve(project_dir, settings)
+    port = settings.port if port is None else port
+    workers = settings.workers if workers is None else workers
+    settings = settings.with_overrides(port=port, workers=workers)
+    if supervise or workers > 1:
+        return Supervisor(project_dir, settings, host, port, workers).run()
+    from .worker import run_worker
+
+    return run_worker(project_dir, settings, bind_socket(host, port), ready_fd=None, background=True)
+
+
+def settings_from_env() -> ServiceSettings | None:
+    """The settings the supervisor handed to this worker, if any."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        return None
+    data: Any = json.loads(raw)
+    return ServiceSettings.from_dict(data)

@@ -1,0 +1,208 @@
+"""What the service is told at start: serving settings and the build's service.json, as plain dataclasses.
+
+service.json (written by ``mlship build``, read here) holds::
+
+    {"name": "fraud-detector", "version": "v3", "artifacts": "model/", "solution": "solution.py",
+     "schema": "schema.json",
+     "serving": {"port": 8080, "workers": 2, "max_body_mb": 10, "timeout_s": 5, "max_batch_rows": 10000,
+                 "max_concurrency": 256, "batching": {"max_size": 64, "max_wait_ms": 2.0},
+                 "log_inputs": false},
+     "artifact_sha256": {"model/model.joblib": "<sha256 hex>"},
+     "example": {"amount": 45.0, "channel": "web"}}
+
+Paths are relative to the folder that holds service.json; ``artifact_sha256`` keys are too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+SERVICE_FILE = "service.json"
+
+
+class SettingsError(ValueError):
+    """service.json or a serving setting is missing, malformed or out of range (the message names it)."""
+
+
+def _number(
+    source: Mapping[str, Any],
+    key: str,
+    default: float,
+    where: str,
+    *,
+    minimum: float,
+    maximum: float | None = None,
+    integer: bool = False,
+    exclusive: bool = False,
+) -> Any:
+    value = source.get(key, default)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise SettingsError(
+            f"{where}.{key}: expected {'an integer' if integer else 'a number'}, got {value!r}"
+        )
+    too_small = value <= minimum if exclusive else value < minimum
+    if too_small or (maximum is not None and value > maximum):
+        bound = f"> {minimum}" if exclusive else f">= {minimum}"
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise SettingsError(f"{where}.{key}: must be {bound}{upper}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Micro-batching: at most ``max_size`` rows per model call, waiting at most ``max_wait_ms`` for more."""
+
+    max_size: int = 64
+    max_wait_ms: float = 2.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "serving.batching") -> BatchSettings:
+        """Build from a mapping (missing keys take their defaults); raise SettingsError naming a bad field."""
+        _reject_unknown(data, cls, where)
+        return cls(
+            max_size=_number(data, "max_size", cls.max_size, where, minimum=1, maximum=4096, integer=True),
+            max_wait_ms=float(_number(data, "max_wait_ms", cls.max_wait_ms, where, minimum=0, maximum=1000)),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The ``serving`` section of mlship.yaml / service.json (same fields as ``mlship.config.Serving``)."""
+
+    port: int = 8080
+    workers: int = 1
+    max_body_mb: float = 10.0
+    timeout_s: float = 5.0
+    max_batch_rows: int = 10_000
+    max_concurrency: int = 256
+    batching: BatchSettings = field(default_factory=BatchSettings)
+    log_inputs: bool = False
+
+    @classmethod
+    def default(cls) -> ServiceSettings:
+        """The defaults, equal to an mlship.yaml without a ``serving`` section."""
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "serving") -> ServiceSettings:
+        """Build from a mapping such as ``Serving.model_dump()``; missing keys take their defaults."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{where}: expected an object, got {type(data).__name__}")
+        _reject_unknown(data, cls, where)
+        batching = data.get("batching", {})
+        if not isinstance(batching, Mapping):
+            raise SettingsError(f"{where}.batching: expected an object, got {type(batching).__name__}")
+        log_inputs = data.get("log_inputs", False)
+        if not isinstance(log_inputs, bool):
+            raise SettingsError(f"{where}.log_inputs: expected true or false, got {log_inputs!r}")
+        return cls(
+            port=_number(data, "port", cls.port, where, minimum=1, maximum=65535, integer=True),
+            workers=_number(data, "workers", cls.workers, where, minimum=1, maximum=64, integer=True),
+            max_body_mb=float(
+                _number(data, "max_body_mb", cls.max_body_mb, where, minimum=0, exclusive=True)
+            ),
+            timeout_s=float(_number(data, "timeout_s", cls.timeout_s, where, minimum=0, exclusive=True)),
+            max_batch_rows=_number(
+                data, "max_batch_rows", cls.max_batch_rows, where, minimum=1, integer=True
+            ),
+            max_concurrency=_number(
+                data, "max_concurrency", cls.max_concurrency, where, minimum=1, integer=True
+            ),
+            batching=BatchSettings.from_dict(batching, f"{where}.batching"),
+            log_inputs=log_inputs,
+        )
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> ServiceSettings:
+        """Read the ``serving`` section of a service.json file."""
+        return ServiceInfo.from_file(path).serving
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (the inverse of ``from_dict``)."""
+        return {
+            f.name: (getattr(self, f.name).__dict__.copy() if f.name == "batching" else getattr(self, f.name))
+            for f in fields(self)
+        }
+
+    def with_overrides(self, **changes: Any) -> ServiceSettings:
+        """A copy with some fields changed (e.g. ``port`` or ``workers`` from the command line)."""
+        return replace(self, **changes)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """The whole of service.json: what to load and how to serve it."""
+
+    name: str = "model"
+    version: str = "dev"
+    artifacts: str = "model/"
+    solution: str = "solution.py"
+    schema: str = "schema.json"
+    serving: ServiceSettings = field(default_factory=ServiceSettings)
+    artifact_sha256: dict[str, str] = field(default_factory=dict)
+    example: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = SERVICE_FILE) -> ServiceInfo:
+        """Validate service.json content; raise SettingsError naming the field."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        _reject_unknown(data, cls, where)
+        strings: dict[str, str] = {}
+        for key in ("name", "version", "artifacts", "solution", "schema"):
+            value = data.get(key, getattr(cls, key))
+            if not isinstance(value, str) or not value.strip():
+                raise SettingsError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+            strings[key] = value
+        hashes = data.get("artifact_sha256") or {}
+        if not isinstance(hashes, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in hashes.items()
+        ):
+            raise SettingsError(f"{where}.artifact_sha256: expected {{relative path: sha256 hex}}")
+        example = data.get("example")
+        if example is not None and not isinstance(example, Mapping):
+            raise SettingsError(f"{where}.example: expected an object (one input row), got {example!r}")
+        return cls(
+            **strings,
+            serving=ServiceSettings.from_dict(data.get("serving") or {}, f"{where}.serving"),
+            artifact_sha256={k: v.lower() for k, v in hashes.items()},
+            example=dict(example) if example is not None else None,
+        )
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> ServiceInfo:
+        """Read and validate a service.json file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise SettingsError(f"{path}: not found") from error
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SettingsError(f"{path}: cannot be read as JSON: {error}") from error
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def for_project(cls, project_dir: Path | str) -> ServiceInfo:
+        """service.json from ``project_dir`` when it exists, else defaults named after the folder."""
+        project_dir = Path(project_dir)
+        if (project_dir / SERVICE_FILE).is_file():
+            return cls.from_file(project_dir / SERVICE_FILE)
+        return cls(name=project_dir.resolve().name or "model")
+
+
+def _reject_unknown(data: Mapping[str, Any], kind: type, where: str) -> None:
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(str(key) for key in data if key not in known)
+    if unknown:
+        raise SettingsError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )

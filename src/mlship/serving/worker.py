@@ -1,0 +1,89 @@
+"""One worker process: a uvicorn server on the supervisor's socket (``python -m <package>.worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .loading import StartupError
+from .logs import JsonLog, uvicorn_log_config
+from .runner import STARTUP_FAILED, graceful_timeout, settings_from_env
+from .settings import ServiceSettings
+
+
+def run_worker(
+    project_dir: Path,
+    settings: ServiceSettings | None,
+    sock: socket.socket,
+    ready_fd: int | None,
+    background: bool,
+) -> int:
+    """Serve on ``sock`` until SIGTERM/SIGINT; return 0, or 3 when the model cannot be loaded.
+
+    ``background``: accept connections at once and load the model in a thread (readiness 503 meanwhile);
+    otherwise load first, then accept. Readiness is reported by writing to ``ready_fd``.
+    """
+    failed: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def on_ready() -> None:
+        if ready_fd is not None:
+            os.write(ready_fd, b"1")
+
+    def on_fatal(message: str) -> None:
+        failed.append(message)
+        if server is not None:
+            server.should_exit = True
+
+    try:
+        app = create_app(project_dir, settings, on_ready=on_ready, on_fatal=on_fatal)
+    except StartupError as error:
+        JsonLog().error("startup_failed", message=str(error))
+        return STARTUP_FAILED
+    service = app.state.service
+    if not background:
+        try:
+            service.preloaded = service.load()
+        except StartupError as error:
+            service.fail(str(error))
+            return STARTUP_FAILED
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        access_log=False,
+        log_config=uvicorn_log_config(),
+        timeout_graceful_shutdown=int(graceful_timeout(service.settings)) + 1,
+        timeout_keep_alive=5,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it handled once it has shut down; a no-op handler makes it a clean exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not failed else STARTUP_FAILED
+    return STARTUP_FAILED if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="worker", description=__doc__)
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
+    parser.add_argument("--ready-fd", type=int, default=None)
+    parser.add_argument("--background", action="store_true")
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+    return run_worker(args.project, settings_from_env(), sock, args.ready_fd, args.background)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
