@@ -10,6 +10,7 @@
 #
 # Run as root on Debian 12 (podman + runc, no systemd needed). See docs in shared/CONTAINERS.md.
 # State (PIDs, logs, registry config and storage): $MLSHIP_CONTAINERS_STATE, default /tmp/mlship-containers.
+# The base image is bootstrapped from $MLSHIP_DEBIAN_MIRROR (default: this Debian host's mirror, else deb.debian.org).
 set -euo pipefail
 
 STATE="${MLSHIP_CONTAINERS_STATE:-/tmp/mlship-containers}"
@@ -160,13 +161,16 @@ EOF
   wait_until registry_answers 100 || die "the registry did not answer; see $STATE/registry.log"
 }
 
+# The host's own Debian mirror (it may be the only one reachable), else deb.debian.org.
 debian_mirror() {
-  local mirror=""
-  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [[ -z "$mirror" && -f /etc/apt/sources.list ]]; then
-    mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+  local mirror="${MLSHIP_DEBIAN_MIRROR:-}"
+  if [[ -z "$mirror" ]] && grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+      mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [[ -z "$mirror" && -f /etc/apt/sources.list ]]; then
+      mirror=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
   fi
   echo "${mirror:-http://deb.debian.org/debian}"
 }
