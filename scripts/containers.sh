@@ -8,7 +8,7 @@
 #   scripts/containers.sh status   say what answers (exit 1 when something does not)
 #   scripts/containers.sh env      print the exports
 #
-# Run as root on Debian 12 (podman + runc, no systemd needed). See docs in shared/CONTAINERS.md.
+# Run as root (or with sudo) on Debian 12: podman + runc serve the Docker API; no systemd or Docker needed.
 # State (PIDs, logs, registry config and storage): $MLSHIP_CONTAINERS_STATE, default /tmp/mlship-containers.
 # The base image is bootstrapped from $MLSHIP_DEBIAN_MIRROR (default: this Debian host's mirror, else deb.debian.org).
 set -euo pipefail

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,7 +14,9 @@ import pytest
 
 from mlship import image
 from mlship.errors import BuildFailed, RegistryError
-from mlship.registry import Registry
+from mlship.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
+
+from .conftest import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +201,40 @@ def test_push_to_a_closed_port_raises_registry_error(served: image.BuiltImage) -
 def test_registry_lists_nothing_for_an_unknown_repo(registry_url: str) -> None:
     with Registry(registry_url) as registry:
         assert registry.tags(f"mlship-test/never-{uuid.uuid4().hex[:8]}") == []
+
+
+def test_labels_and_retag_across_manifest_formats(
+    served: image.BuiltImage, registry_url: str, unique_repo: str
+) -> None:
+    """Docker v2, OCI manifest, OCI index and Docker manifest list — what Docker, BuildKit and podman push."""
+    if not (shutil.which("skopeo") and shutil.which("podman")):
+        unavailable("skopeo and podman CLIs are needed to write OCI manifests and indexes")
+    ref = f"{registry_url}/{unique_repo}"
+    image.tag(served.ref, f"{ref}:docker")
+    try:
+        image.push(f"{ref}:docker")
+    finally:
+        image.remove(f"{ref}:docker")
+    index_name = f"localhost/mlship-test-index:{uuid.uuid4().hex[:8]}"
+
+    def cli(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+    cli("skopeo", "copy", "--format", "oci", f"docker://{ref}:docker", f"docker://{ref}:oci")
+    cli("podman", "manifest", "create", index_name)
+    try:
+        cli("podman", "manifest", "add", index_name, f"docker://{ref}:oci")
+        cli("podman", "manifest", "push", "--all", "--format", "oci", index_name, f"docker://{ref}:index")
+        cli("podman", "manifest", "push", "--all", "--format", "v2s2", index_name, f"docker://{ref}:list")
+    finally:
+        subprocess.run(["podman", "manifest", "rm", index_name], capture_output=True)
+
+    expected = {"docker": DOCKER_MANIFEST, "oci": OCI_MANIFEST, "index": OCI_INDEX, "list": DOCKER_LIST}
+    with Registry(registry_url) as registry:
+        for tag, media_type in expected.items():
+            assert registry.manifest(unique_repo, tag).media_type == media_type, tag
+            labels = registry.labels(unique_repo, tag)
+            assert {key: labels.get(key) for key in LABELS} == LABELS, tag
+        index_digest = registry.manifest_digest(unique_repo, "index")
+        assert registry.retag(unique_repo, "index", "live") == index_digest
+        assert registry.manifest(unique_repo, "live").media_type == OCI_INDEX
