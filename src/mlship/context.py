@@ -107,26 +107,33 @@ def manifest_sha256(hashes: dict[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def stage_context(
+class ServiceFiles(BaseModel):
+    """What the serving runtime serves from, staged into a folder (a build context, or for `mlship serve`)."""
+
+    solution: str
+    artifacts: str
+    local_modules: list[str]
+    service: dict[str, Any]
+    artifact_sha256: dict[str, str]
+    schema_sha256: str
+    left_out: list[str]
+
+
+def stage_service_files(
     project: Project,
-    lock: FreezeResult,
     directory: Path,
     *,
-    base_image: str,
-    base_field: str = "image.base",
     version: str = "dev",
-    command: str = "mlship build",
     local_modules: list[str] | None = None,
-) -> StagedContext:
-    """Copy the allow-listed files into `directory` (empty or missing), write service.json, the
-    Dockerfile and .dockerignore; return the hashes and labels. Raises ConfigError/BuildFailed."""
+    record_hashes: bool = True,
+) -> ServiceFiles:
+    """Copy solution.py and its local modules, the artefacts and schema.json into `directory` at the same
+    relative paths, and write the service.json the runtime reads. Without `record_hashes`, service.json
+    lists no artefact hashes (the runtime then checks none: `mlship serve` on a working folder)."""
     from mlship.schema import load_schema
 
     root = project.root.resolve()
     config = project.config
-    directory.mkdir(parents=True, exist_ok=True)
-    if any(directory.iterdir()):
-        raise BuildFailed(f"{directory}: the build context folder is not empty")
     schema = load_schema(project.schema_path)
     left_out: list[str] = []
     solution = _relative(project.solution_path, root, "model.solution")
@@ -141,20 +148,54 @@ def stage_context(
             hint="train the model first (it writes into the artefacts folder), or fix model.artifacts",
         )
     schema_sha256 = _copy_file(project.schema_path, directory / SCHEMA_FILE)
-    requirements_sha256 = _copy_file(lock.lock_path, directory / REQUIREMENTS_FILE)
-    _copy_runtime(directory / RUNTIME_PACKAGE)
-    is_dir = project.artifacts_path.is_dir()
     service = {
         "name": config.name,
         "version": version,
         "solution": solution,
-        "artifacts": artifacts + ("/" if is_dir else ""),
+        "artifacts": artifacts + ("/" if project.artifacts_path.is_dir() else ""),
         "schema": SCHEMA_FILE,
         "serving": config.serving.model_dump(mode="json"),
-        "artifact_sha256": artifact_sha256,
+        "artifact_sha256": artifact_sha256 if record_hashes else {},
         "example": schema.get("example"),
     }
     _write(directory / SERVICE_FILE, json.dumps(service, indent=2, sort_keys=True) + "\n")
+    if left_out:
+        console.print(
+            "[yellow]note:[/] left out (they look like secrets or caches): " + ", ".join(left_out),
+            soft_wrap=True,
+        )
+    return ServiceFiles(
+        solution=solution,
+        artifacts=artifacts,
+        local_modules=modules,
+        service=service,
+        artifact_sha256=artifact_sha256,
+        schema_sha256=schema_sha256,
+        left_out=left_out,
+    )
+
+
+def stage_context(
+    project: Project,
+    lock: FreezeResult,
+    directory: Path,
+    *,
+    base_image: str,
+    base_field: str = "image.base",
+    version: str = "dev",
+    command: str = "mlship build",
+    local_modules: list[str] | None = None,
+) -> StagedContext:
+    """Copy the allow-listed files into `directory` (empty or missing), write service.json, the
+    Dockerfile and .dockerignore; return the hashes and labels. Raises ConfigError/BuildFailed."""
+    config = project.config
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        raise BuildFailed(f"{directory}: the build context folder is not empty")
+    files = stage_service_files(project, directory, version=version, local_modules=local_modules)
+    artifact_sha256, schema_sha256 = files.artifact_sha256, files.schema_sha256
+    requirements_sha256 = _copy_file(lock.lock_path, directory / REQUIREMENTS_FILE)
+    _copy_runtime(directory / RUNTIME_PACKAGE)
     model_sha256 = manifest_sha256(artifact_sha256)
     labels = {
         **config.image.labels,
@@ -174,14 +215,14 @@ def stage_context(
             python=config.python,
             port=config.serving.port,
             workers=config.serving.workers,
-            solution=solution,
-            artifacts=artifacts,
+            solution=files.solution,
+            artifacts=files.artifacts,
             mlship_version=__version__,
             command=command,
             labels=labels,
             env=dict(config.image.env),
             system_packages=tuple(config.image.system_packages),
-            local_modules=tuple(modules),
+            local_modules=tuple(files.local_modules),
             fields={"base_image": base_field},
         )
     )
@@ -190,23 +231,17 @@ def stage_context(
     for folder in [directory, *directory.rglob("*")]:
         if folder.is_dir():
             folder.chmod(0o755)
-    if left_out:
-        console.print(
-            "[yellow]note:[/] left out of the image (they look like secrets or caches): "
-            + ", ".join(left_out),
-            soft_wrap=True,
-        )
     return StagedContext(
         directory=directory,
         dockerfile=dockerfile,
         labels=labels,
-        service=service,
+        service=files.service,
         artifact_sha256=artifact_sha256,
         model_sha256=model_sha256,
         schema_sha256=schema_sha256,
         requirements_sha256=requirements_sha256,
-        local_modules=modules,
-        left_out=left_out,
+        local_modules=files.local_modules,
+        left_out=files.left_out,
     )
 
 

@@ -1,0 +1,80 @@
+"""Small projects for the build tests: a light one (no heavy imports, for unit and CLI tests) and the
+secrets a test plants in a project to prove they never reach the build context or the image."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+LIGHT_SOLUTION = '''\
+"""A model with no dependencies: predicts 1 when amount > 100."""
+from pathlib import Path
+
+
+class Model:
+    def load(self, artifacts: Path) -> None:
+        self.threshold = float((Path(artifacts) / "threshold.txt").read_text())
+
+    def predict(self, rows):
+        return [int(value > self.threshold) for value in rows["amount"]]
+'''
+
+SCHEMA = {
+    "mlship_schema": 1,
+    "task": "binary",
+    "target": {"name": "is_fraud", "type": "integer", "classes": [0, 1]},
+    "columns": [
+        {"name": "amount", "type": "number", "nullable": False, "minimum": 0.0, "maximum": 1000.0},
+        {"name": "channel", "type": "string", "nullable": False, "enum": ["web", "pos"]},
+    ],
+    "example": {"amount": 45.0, "channel": "web"},
+}
+
+CONFIG = """\
+name: fraud-detector
+python: "3.11"
+model: {solution: solution.py, artifacts: model/}
+schema: schema.json
+evaluation:
+  data: data/test.csv
+  target: is_fraud
+  metrics: {f1: {min: 0.5}}
+image: {registry: "127.0.0.1:5000"}
+serving: {port: 8080, workers: 1}
+"""
+
+# Files that must never reach a build context or an image layer: path → content (a unique marker).
+SECRETS = {
+    ".env": "MLSHIP_TEST_SECRET_ENV=hunter2-env\n",
+    "deploy.pem": "-----BEGIN PRIVATE KEY-----\nmlship-test-secret-pem\n",
+    "server.key": "mlship-test-secret-key\n",
+    "id_rsa": "mlship-test-secret-id-rsa\n",
+    ".git/config": "[remote]\n\turl = https://user:mlship-test-secret-git@example.com/x.git\n",
+    "model/.env": "MLSHIP_TEST_SECRET_MODEL_ENV=1\n",
+    "model/signing.pem": "mlship-test-secret-model-pem\n",
+    "notes/private.txt": "mlship-test-not-shipped\n",
+}
+SECRET_MARKERS = ("hunter2-env", "secret-pem", "secret-key", "secret-id-rsa", "secret-git", "not-shipped")
+
+
+def write_light_project(root: Path, config: str = CONFIG, solution: str = LIGHT_SOLUTION) -> Path:
+    """A valid project whose model needs nothing but the standard library (and pandas to call it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "mlship.yaml").write_text(config)
+    (root / "solution.py").write_text(textwrap.dedent(solution))
+    (root / "schema.json").write_text(json.dumps(SCHEMA, indent=2))
+    (root / "model").mkdir(exist_ok=True)
+    (root / "model" / "threshold.txt").write_text("100\n")
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "test.csv").write_text("amount,channel,is_fraud\n50,web,0\n500,pos,1\n")
+    (root / "requirements.in").write_text("# nothing beyond the serving runtime\n")
+    return root
+
+
+def plant_secrets(root: Path) -> None:
+    """Write every file of SECRETS into the project."""
+    for relative, content in SECRETS.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
