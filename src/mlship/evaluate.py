@@ -67,10 +67,16 @@ class _Collected:
             self.score_kind = predictions.score_kind
 
     def arrays(self) -> tuple[Any, Any, Any]:
+        """Join the per-chunk arrays, letting go of each list as soon as it is joined."""
         import numpy as np
 
-        scores = np.concatenate(self.scores) if self.scores and len(self.scores) == len(self.labels) else None
-        return np.concatenate(self.truth), np.concatenate(self.labels), scores
+        complete = bool(self.scores) and len(self.scores) == len(self.labels)
+        joined = []
+        for parts in (self.truth, self.labels, self.scores):
+            joined.append(np.concatenate(parts) if parts else None)
+            parts.clear()
+        truth, labels, scores = joined
+        return truth, labels, scores if complete else None
 
 
 def _text_columns(schema: dict[str, Any], target: str) -> list[str]:
