@@ -10,6 +10,7 @@ gate's metrics from `mlship deploy`).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 from mlship import image
 from mlship.config import load_project
 from mlship.console import console
-from mlship.context import StagedContext, runtime_source, stage_context
+from mlship.context import runtime_source, stage_context
 from mlship.deps import STATE_DIR, freeze
 from mlship.dockerfile import check_image_reference
 from mlship.errors import BuildFailed, MlshipError
@@ -54,7 +55,7 @@ class BuildResult(BaseModel):
     requirements_path: Path
     requirements_reused: bool
     dockerfile_path: Path
-    openapi_path: Path | None
+    openapi_path: Path
     model_sha256: str
     left_out: list[str]
     steps: int
@@ -104,7 +105,7 @@ def build_project(
         )
         dockerfile_path = state / "Dockerfile"
         shutil.copyfile(staged.directory / "Dockerfile", dockerfile_path)
-        openapi_path = _write_openapi(staged, state)
+        openapi_path = write_openapi(staged.directory, state / "openapi.json")
         if config.model.format in {"joblib", "pickle"}:
             console.print(
                 f"[dim]note:[/] {config.model.format} files run code when loaded: the image trusts the model "
@@ -208,6 +209,30 @@ def _git(root: Path, *args: str) -> str | None:
     return value if completed.returncode == 0 and value and not _CONTROL.search(value) else None
 
 
-def _write_openapi(staged: StagedContext, state: Path) -> Path | None:
-    """The service's OpenAPI document, generated from the staged context before the engine is touched."""
-    return None
+def write_openapi(context_dir: Path, target: Path) -> Path:
+    """Write the OpenAPI document the service will serve, generated from the staged service.json and
+    schema.json by the serving runtime's own code (before the engine is touched); return its path.
+
+    Raises BuildFailed when schema.json cannot become a request contract or its example row does not
+    satisfy it (the container would never become ready: its self-test predicts on that row)."""
+    from mlship.serving.contract import InputContract, InvalidRequest, SchemaError
+    from mlship.serving.openapi import build_openapi
+    from mlship.serving.settings import ServiceInfo, SettingsError
+
+    try:
+        info = ServiceInfo.from_file(context_dir / "service.json")
+        contract = InputContract.from_schema(
+            json.loads((context_dir / info.schema).read_text(encoding="utf-8"))
+        )
+        example = contract.example_row(info.example)
+        contract.validate(example, max_rows=1)
+    except (SchemaError, SettingsError) as error:
+        raise BuildFailed(f"{error}", hint="fix schema.json (see CONTRIBUTING.md for its format)") from error
+    except InvalidRequest as error:
+        raise BuildFailed(
+            f"schema.json example: the example row does not satisfy the schema ({error})",
+            hint="the service predicts on this row at start; fix 'example' in schema.json",
+        ) from error
+    document = build_openapi(contract, info, example)
+    target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return target

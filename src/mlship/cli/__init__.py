@@ -42,6 +42,7 @@ COMMANDS = (
     "init",
     "test",
     "build",
+    "serve",
     "doctor",
     "hooks",
     "deploy",

@@ -42,7 +42,7 @@ def _render(result: Any) -> None:
     cached = f", {result.cached_steps}/{result.steps} steps cached" if result.steps else ""
     reused = "reused" if result.requirements_reused else "resolved"
     console.print(f"[green]✓[/] built [bold]{result.image_ref}[/]")
-    console.print(f"  id            {result.image_id}")
+    console.print(f"  id            {result.image_id}", soft_wrap=True)
     console.print(f"  digest        {result.digest or '(known once pushed: mlship deploy)'}")
     console.print(f"  size          {_size(result.size_bytes)}")
     console.print(f"  build time    {result.seconds:.1f} s{cached}")
