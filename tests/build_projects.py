@@ -7,6 +7,8 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 LIGHT_SOLUTION = '''\
 """A model with no dependencies: predicts 1 when amount > 100."""
 from pathlib import Path
@@ -78,3 +80,43 @@ def plant_secrets(root: Path) -> None:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
+
+
+# A stand-in for `python -m piptools compile`: records its argv, then behaves as FAKE_PIPTOOLS_MODE says.
+FAKE_PIPTOOLS = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    log = Path(os.environ["FAKE_PIPTOOLS_LOG"])
+    calls = json.loads(log.read_text()) if log.exists() else []
+    calls.append({"argv": sys.argv[1:], "cwd": os.getcwd()})
+    log.write_text(json.dumps(calls))
+    mode = os.environ.get("FAKE_PIPTOOLS_MODE", "ok")
+    if mode != "ok":
+        sys.stderr.write(Path(os.environ["FAKE_PIPTOOLS_STDERR"]).read_text())
+        sys.exit(1)
+    output = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--output-file="))
+    sources = [a for a in sys.argv[1:] if not a.startswith("-")]
+    names = [line.split("#")[0].strip() for s in sources for line in Path(s).read_text().splitlines()]
+    body = "".join(
+        f"{name}==1.0 \\\\\\n    --hash=sha256:{'0' * 64}\\n    # via -r {sources[0]}\\n"
+        for name in sorted(n for n in names if n)
+    )
+    Path(output).write_text(body)
+    """
+)
+
+
+def use_fake_pip_compile(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Path:
+    """Make mlship.deps run FAKE_PIPTOOLS instead of pip-compile; return the file its calls are logged to."""
+    import sys
+
+    from mlship import deps
+
+    script = scratch / "fake_piptools.py"
+    script.write_text(FAKE_PIPTOOLS)
+    log = scratch / "piptools-calls.json"
+    monkeypatch.setattr(deps, "piptools_argv", lambda: [sys.executable, str(script)])
+    monkeypatch.setenv("FAKE_PIPTOOLS_LOG", str(log))
+    monkeypatch.setenv("FAKE_PIPTOOLS_MODE", "ok")
+    return log

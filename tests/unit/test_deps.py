@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,33 +10,10 @@ import pytest
 from mlship import deps
 from mlship.config import Project, parse_config
 from mlship.errors import BuildFailed, ExitCode
+from tests.build_projects import use_fake_pip_compile
 from tests.conftest import VALID_CONFIG
 
 OUTPUT = Path(__file__).parent / "piptools_output"  # real pip-tools 7.6 stderr, trimmed
-
-# A stand-in for `python -m piptools compile`: records its argv, then behaves as FAKE_PIPTOOLS_MODE says.
-FAKE_PIPTOOLS = textwrap.dedent(
-    """
-    import json, os, sys
-    from pathlib import Path
-    log = Path(os.environ["FAKE_PIPTOOLS_LOG"])
-    calls = json.loads(log.read_text()) if log.exists() else []
-    calls.append({"argv": sys.argv[1:], "cwd": os.getcwd()})
-    log.write_text(json.dumps(calls))
-    mode = os.environ.get("FAKE_PIPTOOLS_MODE", "ok")
-    if mode != "ok":
-        sys.stderr.write(Path(os.environ["FAKE_PIPTOOLS_STDERR"]).read_text())
-        sys.exit(1)
-    output = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--output-file="))
-    sources = [a for a in sys.argv[1:] if not a.startswith("-")]
-    names = [line.split("#")[0].strip() for s in sources for line in Path(s).read_text().splitlines()]
-    body = "".join(
-        f"{name}==1.0 \\\\\\n    --hash=sha256:{'0' * 64}\\n    # via -r {sources[0]}\\n"
-        for name in sorted(n for n in names if n)
-    )
-    Path(output).write_text(body)
-    """
-)
 
 
 @pytest.fixture
@@ -57,13 +32,9 @@ def runtime(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point deps at the fake pip-compile; returns the file its calls are logged to."""
-    script = tmp_path.parent / f"{tmp_path.name}-fake_piptools.py"
-    script.write_text(FAKE_PIPTOOLS)
-    log = tmp_path.parent / f"{tmp_path.name}-calls.json"
-    monkeypatch.setattr(deps, "piptools_argv", lambda: [sys.executable, str(script)])
-    monkeypatch.setenv("FAKE_PIPTOOLS_LOG", str(log))
-    monkeypatch.setenv("FAKE_PIPTOOLS_MODE", "ok")
-    return log
+    scratch = tmp_path.parent / f"{tmp_path.name}-fake"
+    scratch.mkdir()
+    return use_fake_pip_compile(monkeypatch, scratch)
 
 
 def calls(log: Path) -> list[dict[str, object]]:
