@@ -1,0 +1,642 @@
+"""Serving benchmark: mlship's service against a hand-written FastAPI + pydantic service and a bare-ASGI floor.
+
+    python benchmarks/serving.py [--duration 5] [--rounds 2] [--workers N] [--image REF] [--json]
+
+One run trains a scikit-learn pipeline (StandardScaler + LogisticRegression on 20 numeric features) into a
+temporary project (solution.py, model/, schema.json, service.json) and serves it three ways, each as real
+uvicorn processes with the same number of workers:
+
+- **mlship**: ``python -m mlship.serving`` (the runtime every image runs);
+- **reference**: a FastAPI app with a pydantic row model, calling the same model per request;
+- **floor**: a bare ASGI app answering a constant (the most any Python server could do here).
+
+The same load generator (wrk, from Debian, with a Lua script that rotates 100 different rows) drives each
+service in turn, alternating, at 1 and 16 concurrent connections. Printed for each: req/s, p50/p99 latency,
+batch-of-1000 latency, cold start (process start to the first 200 on /health/ready), resident memory per
+worker; the ratios to the reference; and the model's own single-row predict-from-a-dict time. While the
+16-client load runs, a sample of answers is checked against the model's own predictions.
+
+``--image REF`` also benchmarks a built image (run with docker or podman; skipped when neither answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FEATURES = [f"f{i}" for i in range(20)]
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+
+SOLUTION = '''
+"""Benchmark model: a scikit-learn pipeline on 20 numeric features."""
+from pathlib import Path
+
+import joblib
+
+
+class Model:
+    def load(self, artifacts: Path) -> None:
+        self.pipeline = joblib.load(artifacts / "pipeline.joblib")
+        self.classes_ = self.pipeline.classes_
+
+    def predict(self, rows):
+        return self.pipeline.predict(rows)
+
+    def predict_proba(self, rows):
+        return self.pipeline.predict_proba(rows)
+'''
+
+REFERENCE = '''
+"""The reference: how one would hand-write this service with FastAPI and pydantic."""
+import os
+from pathlib import Path
+from typing import Union
+
+import joblib
+import pandas as pd
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+pipeline = joblib.load(Path(os.environ["BENCH_PROJECT"]) / "model" / "pipeline.joblib")
+classes = pipeline.classes_.tolist()
+
+
+class Row(BaseModel):
+{fields}
+
+
+app = FastAPI()
+
+
+@app.get("/health/ready")
+def ready():
+    return {{"status": "ready"}}
+
+
+@app.post("/predict")
+def predict(body: Union[Row, list[Row]]):
+    rows = body if isinstance(body, list) else [body]
+    frame = pd.DataFrame([row.model_dump() for row in rows])
+    return {{"predictions": pipeline.predict(frame).tolist(),
+            "probabilities": pipeline.predict_proba(frame).tolist(), "classes": classes}}
+'''
+
+FLOOR = '''
+"""The floor: a bare ASGI app that reads the body and answers a constant."""
+BODY = b'{"predictions":[0]}'
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+'''
+
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(rows)s") do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, "/predict", nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %%d, "duration_us": %%d, "errors": %%d, "non2xx": %%d, ' ..
+    '"p50_us": %%d, "p99_us": %%d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Figures:
+    """What one service measured (medians over the rounds)."""
+
+    name: str
+    rps: dict[int, list[float]] = field(default_factory=dict)
+    p50_ms: dict[int, list[float]] = field(default_factory=dict)
+    p99_ms: dict[int, list[float]] = field(default_factory=dict)
+    errors: int = 0
+    batch_1000_ms: float | None = None
+    cold_start_s: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    def median(self, table: dict[int, list[float]], clients: int) -> float:
+        return statistics.median(table[clients]) if table.get(clients) else float("nan")
+
+
+# --- the project ------------------------------------------------------------------------------------------
+
+
+def make_project(root: Path, workers: int) -> tuple[Any, list[dict[str, float]]]:
+    """Train the pipeline and write the project; return the pipeline and 100 sample rows."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(42)
+    x = pd.DataFrame(rng.normal(size=(5000, len(FEATURES))), columns=FEATURES)
+    y = (x.to_numpy() @ rng.normal(size=len(FEATURES)) + rng.normal(scale=0.5, size=len(x)) > 0).astype(int)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
+    (root / "model").mkdir(parents=True)
+    joblib.dump(pipeline, root / "model" / "pipeline.joblib")
+    (root / "solution.py").write_text(SOLUTION)
+    columns = [
+        {
+            "name": name,
+            "type": "number",
+            "nullable": False,
+            "minimum": round(float(x[name].min()) - 1, 3),
+            "maximum": round(float(x[name].max()) + 1, 3),
+        }
+        for name in FEATURES
+    ]
+    rows = [
+        {k: round(float(v), 6) for k, v in row.items()}
+        for row in x.sample(100, random_state=1).to_dict("records")
+    ]
+    schema = {
+        "mlship_schema": 1,
+        "task": "binary",
+        "target": {"name": "y", "type": "integer", "classes": [0, 1]},
+        "columns": columns,
+        "example": rows[0],
+    }
+    (root / "schema.json").write_text(json.dumps(schema))
+    service = {
+        "name": "bench",
+        "version": "v1",
+        "artifacts": "model/",
+        "solution": "solution.py",
+        "serving": {"workers": workers},
+        "example": rows[0],
+    }
+    (root / "service.json").write_text(json.dumps(service))
+    (root / "reference_app.py").write_text(
+        REFERENCE.format(
+            fields="\n".join(
+                f"    {name}: float = Field(ge={c['minimum']}, le={c['maximum']})"
+                for name, c in zip(FEATURES, columns, strict=True)
+            )
+        )
+    )
+    (root / "floor_app.py").write_text(FLOOR)
+    (root / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return pipeline, rows
+
+
+def model_own_time(pipeline: Any, row: dict[str, float], proba: bool) -> float:
+    """Median ms of ``predict(pd.DataFrame([row]))`` (and ``predict_proba`` on the same frame)."""
+    import pandas as pd
+
+    samples = []
+    for _ in range(1500):
+        started = time.perf_counter()
+        frame = pd.DataFrame([row])
+        pipeline.predict(frame)
+        if proba:
+            pipeline.predict_proba(frame)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples[200:]) * 1000
+
+
+# --- processes ----------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def command_for(name: str, project: Path, port: int, workers: int) -> tuple[list[str], dict[str, str]]:
+    env = {
+        **os.environ,
+        "BENCH_PROJECT": str(project),
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(project)]),
+    }
+    if name == "mlship":
+        return [
+            sys.executable,
+            "-m",
+            "mlship.serving",
+            "--project",
+            str(project),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ], env
+    app = {"reference": "reference_app:app", "floor": "floor_app:app"}[name]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    return command, env
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, timeout: float = 30
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before it was ready")
+        try:
+            if request(port, "GET", "/health/ready", timeout=1)[0] == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"not ready after {timeout} s")
+
+
+@contextmanager
+def running(
+    name: str, project: Path, workers: int, log: Path
+) -> Iterator[tuple[int, subprocess.Popen[bytes], float]]:
+    port = free_port()
+    command, env = command_for(name, project, port, workers)
+    with log.open("ab") as sink:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=project)
+    try:
+        wait_ready(port, process)
+        yield port, process, time.monotonic() - started
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    """The processes that serve: the children of a supervisor, or the process itself."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == process.pid:
+                children.append(int(entry.name))
+    # uvicorn --workers also starts a resource tracker; a serving worker has far more memory
+    return [pid for pid in children if rss_mb(pid) > 40] or [process.pid]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+# --- load ----------------------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing it with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("benchmarks/serving.py needs wrk (Debian package 'wrk'): apt-get install wrk")
+    return found
+
+
+def wrk(port: int, clients: int, seconds: float, script: Path) -> dict[str, float]:
+    threads = min(clients, 2)
+    result = subprocess.run(
+        [
+            ensure_wrk(),
+            "-t",
+            str(threads),
+            "-c",
+            str(clients),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    data = json.loads(line.removeprefix("RESULT "))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    return data
+
+
+def check_answers(
+    port: int, pipeline: Any, rows: list[dict[str, float]], stop: threading.Event, outcome: dict[str, Any]
+) -> None:
+    """Under load, compare a sample of answers with the model's own (predictions exact, probabilities 1e-9)."""
+    import numpy as np
+    import pandas as pd
+
+    expected = pipeline.predict(pd.DataFrame(rows)).tolist()
+    expected_proba = pipeline.predict_proba(pd.DataFrame(rows))
+    checked = mismatched = 0
+    index = 0
+    while not stop.is_set() and checked < 200:
+        status, body = request(port, "POST", "/predict", json.dumps(rows[index]).encode())
+        answer = json.loads(body) if status == 200 else {}
+        same = (
+            status == 200
+            and answer.get("predictions") == [expected[index]]
+            and np.allclose(answer.get("probabilities", [[-1, -1]])[0], expected_proba[index], atol=1e-9)
+        )
+        checked += 1
+        mismatched += not same
+        index = (index + 1) % len(rows)
+    outcome.update(checked=checked, mismatched=mismatched)
+
+
+def batch_latency(port: int, rows: list[dict[str, float]]) -> float:
+    body = json.dumps((rows * 10)[:1000]).encode()
+    samples = []
+    for _ in range(12):
+        started = time.perf_counter()
+        status, _ = request(port, "POST", "/predict", body)
+        samples.append(time.perf_counter() - started)
+        if status != 200:
+            raise RuntimeError(f"batch of 1000 answered {status}")
+    return statistics.median(samples[2:]) * 1000
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+
+
+def measure(
+    name: str,
+    port: int,
+    figures: Figures,
+    seconds: float,
+    script: Path,
+    round_: int,
+    on_load: Callable[[], None] | None = None,
+) -> None:
+    for clients in (1, 16):
+        wrk(port, clients, 1, script)  # warm-up
+        checker = None
+        if on_load is not None and clients == 16:
+            checker = threading.Thread(target=on_load, daemon=True)
+            checker.start()
+        data = wrk(port, clients, seconds, script)
+        if checker is not None:
+            checker.join(timeout=60)
+        figures.rps.setdefault(clients, []).append(data["rps"])
+        figures.p50_ms.setdefault(clients, []).append(data["p50_us"] / 1000)
+        figures.p99_ms.setdefault(clients, []).append(data["p99_us"] / 1000)
+        figures.errors += int(data["errors"] + data["non2xx"])
+        print(
+            f"  round {round_} {name:>9} {clients:>2} clients: {data['rps']:8.0f} req/s  "
+            f"p50 {data['p50_us'] / 1000:6.2f} ms  p99 {data['p99_us'] / 1000:6.2f} ms",
+            file=sys.stderr,
+        )
+
+
+def container_engine() -> str | None:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine):
+            probe = subprocess.run([engine, "info"], capture_output=True, check=False)
+            if probe.returncode == 0:
+                return engine
+    return None
+
+
+def bench_image(
+    image: str, figures: Figures, seconds: float, script: Path, rows: list[dict[str, float]]
+) -> None:
+    engine = container_engine()
+    if engine is None:
+        print("--image: no container engine answers; skipped", file=sys.stderr)
+        return
+    port = free_port()
+    started = time.monotonic()
+    container = subprocess.run(
+        [engine, "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8080", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if request(port, "GET", "/health/ready", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        figures.cold_start_s.append(time.monotonic() - started)
+        measure(figures.name, port, figures, seconds, script, 1)
+        figures.batch_1000_ms = batch_latency(port, rows)
+    finally:
+        subprocess.run([engine, "rm", "-f", container], capture_output=True, check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes for every service")
+    parser.add_argument("--image", help="also benchmark this built image (docker/podman)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    args = parser.parse_args()
+    try:
+        import fastapi  # noqa: F401
+    except ImportError:
+        print("the reference needs FastAPI: installing it for the benchmark only", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "fastapi"], check=True)
+    sys.path.insert(0, str(SRC))
+    from mlship.serving import ServiceSettings
+
+    workers = args.workers or ServiceSettings.default().workers
+    ensure_wrk()
+    root = Path(tempfile.mkdtemp(prefix="mlship-bench-"))
+    try:
+        return run(root / "project", workers, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(project: Path, workers: int, args: argparse.Namespace) -> int:
+    pipeline, rows = make_project(project, workers)
+    script = project / "load.lua"
+    script.write_text(WRK_SCRIPT % {"rows": project / "rows.jsonl"})
+    log = project / "services.log"
+    names = ("mlship", "reference", "floor")
+    figures = {name: Figures(name) for name in names}
+    own = {
+        "predict": model_own_time(pipeline, rows[0], proba=False),
+        "predict+proba": model_own_time(pipeline, rows[0], proba=True),
+    }
+    print(
+        f"model's own single-row time from a dict: predict {own['predict']:.3f} ms, "
+        f"predict + predict_proba {own['predict+proba']:.3f} ms; {workers} worker(s) each",
+        file=sys.stderr,
+    )
+
+    for _ in range(3):  # cold starts, alternating
+        for name in names:
+            with running(name, project, workers, log) as (_, __, seconds):
+                figures[name].cold_start_s.append(seconds)
+    answers: dict[str, Any] = {}
+    for round_ in range(1, args.rounds + 1):
+        for name in names:
+            with running(name, project, workers, log) as (port, process, _):
+                stop = threading.Event()
+                checker = None
+                if name == "mlship":
+
+                    def checker() -> None:
+                        check_answers(port, pipeline, rows, stop, answers)
+
+                measure(name, port, figures[name], args.duration, script, round_, checker)
+                stop.set()
+                figures[name].rss_mb.append(max(rss_mb(pid) for pid in worker_pids(process)))
+                if name != "floor" and round_ == 1:
+                    figures[name].batch_1000_ms = batch_latency(port, rows)
+    if args.image:
+        figures["image"] = Figures("image")
+        bench_image(args.image, figures["image"], args.duration, script, rows)
+    return report(figures, own, answers, workers, args.json)
+
+
+def report(
+    figures: dict[str, Figures], own: dict[str, float], answers: dict[str, Any], workers: int, as_json: bool
+) -> int:
+    reference = figures["reference"]
+    print(
+        f"\nserving benchmark — 20-feature LogisticRegression pipeline, {workers} worker(s) per service, "
+        f"{os.cpu_count()} cores"
+    )
+    header = (
+        f"{'':>10} {'rps@1':>9} {'p50@1':>8} {'p99@1':>8} {'rps@16':>9} {'p50@16':>8} {'p99@16':>8} "
+        f"{'batch1000':>10} {'cold':>7} {'rss/wkr':>8} {'×ref@16':>8}"
+    )
+    print(header)
+    for name, fig in figures.items():
+        ratio = fig.median(fig.rps, 16) / reference.median(reference.rps, 16)
+        batch = f"{fig.batch_1000_ms:8.1f}ms" if fig.batch_1000_ms is not None else f"{'-':>10}"
+        cold = f"{statistics.median(fig.cold_start_s):6.2f}s" if fig.cold_start_s else f"{'-':>7}"
+        rss = f"{max(fig.rss_mb):6.0f}MB" if fig.rss_mb else f"{'-':>8}"
+        print(
+            f"{name:>10} {fig.median(fig.rps, 1):9.0f} {fig.median(fig.p50_ms, 1):6.2f}ms "
+            f"{fig.median(fig.p99_ms, 1):6.2f}ms {fig.median(fig.rps, 16):9.0f} {fig.median(fig.p50_ms, 16):6.2f}ms "
+            f"{fig.median(fig.p99_ms, 16):6.2f}ms {batch} {cold} {rss} {ratio:7.1f}×"
+        )
+    mlship = figures["mlship"]
+    print(
+        f"\nmodel's own single-row time from a dict: predict {own['predict']:.3f} ms; "
+        f"predict + predict_proba (what /predict answers) {own['predict+proba']:.3f} ms"
+    )
+    print(
+        f"answers checked under 16-client load: {answers.get('checked', 0)}, "
+        f"differing from the model's own: {answers.get('mismatched', 'not checked')}"
+    )
+    checks = {
+        "throughput@16 >= 5x reference": mlship.median(mlship.rps, 16)
+        >= 5 * reference.median(reference.rps, 16),
+        "p99@16 no worse than reference": mlship.median(mlship.p99_ms, 16)
+        <= reference.median(reference.p99_ms, 16),
+        "p50@1 within 0.5 ms of the model's own time (predict + proba)": mlship.median(mlship.p50_ms, 1)
+        <= own["predict+proba"] + 0.5,
+        "p50@1 within 0.5 ms of the model's own time (predict only)": mlship.median(mlship.p50_ms, 1)
+        <= own["predict"] + 0.5,
+        "cold start <= 1.5 s": statistics.median(mlship.cold_start_s) <= 1.5,
+        "RSS <= 200 MB per worker": max(mlship.rss_mb) <= 200,
+        "answers equal the model's": answers.get("checked", 0) > 0 and answers.get("mismatched") == 0,
+        "no errors under load": mlship.errors == 0,
+    }
+    for check, ok in checks.items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {check}")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "workers": workers,
+                    "model_own_ms": own,
+                    "answers": answers,
+                    "checks": checks,
+                    "services": {name: asdict(fig) for name, fig in figures.items()},
+                },
+                default=str,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The input contract: every kind of bad row is named by row and field; accepted rows become the right frame."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from mlship.serving.contract import INT64_MAX, InputContract, InvalidRequest, SchemaError, TooManyRows
+
+from .conftest import CLASSIFIER_COLUMNS, ROW
+
+
+@pytest.fixture
+def contract() -> InputContract:
+    return InputContract.from_schema({"mlship_schema": 1, "columns": CLASSIFIER_COLUMNS, "example": ROW})
+
+
+def problems(contract: InputContract, data: Any, max_rows: int = 100) -> list[tuple[Any, Any, str]]:
+    with pytest.raises(InvalidRequest) as caught:
+        contract.validate(data, max_rows)
+    return [(p.row, p.field, p.message) for p in caught.value.problems]
+
+
+def test_a_valid_row_and_batch_are_accepted_in_column_order(contract: InputContract) -> None:
+    assert contract.validate(ROW, 10) == [(45.0, 3, "web", False, 0.5)]
+    batch = [ROW, {**ROW, "score": None, "count": 4.0}]
+    assert contract.validate(batch, 10)[1] == (45.0, 4.0, "web", False, None)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"amount": "12"}, "amount", "expected a number, got string"),
+        ({"amount": True}, "amount", "expected a number, got boolean"),
+        ({"amount": None}, "amount", "null is not allowed"),
+        ({"amount": -0.5}, "amount", "below the minimum 0.0"),
+        ({"amount": 10000.5}, "amount", "above the maximum 10000.0"),
+        ({"count": 2.5}, "count", "expected an integer, got 2.5"),
+        ({"count": 101}, "count", "above the maximum 100"),
+        ({"channel": "phone"}, "channel", "'phone' is not one of: 'web', 'pos'"),
+        ({"channel": 3}, "channel", "expected a string, got integer"),
+        ({"flag": 1}, "flag", "expected true or false, got integer"),
+        ({"score": 2.0}, "score", "above the maximum 1.0"),
+        ({"score": [1]}, "score", "expected a number, got array"),
+    ],
+)
+def test_each_broken_value_is_named_by_row_and_field(
+    contract: InputContract, change: dict[str, Any], field: str, fragment: str
+) -> None:
+    found = problems(contract, [ROW, ROW, {**ROW, **change}])
+    assert len(found) == 1
+    row, name, message = found[0]
+    assert (row, name) == (2, field)
+    assert fragment in message
+
+
+def test_missing_and_unknown_fields_are_named(contract: InputContract) -> None:
+    row = {k: v for k, v in ROW.items() if k != "count"}
+    row["extra"] = 1
+    found = problems(contract, [ROW, row])
+    assert (1, "count", "missing field (required)") in found
+    assert (1, "extra", "unknown field (not in the model's schema)") in found
+
+
+def test_body_shape_problems(contract: InputContract) -> None:
+    assert "empty list" in problems(contract, [])[0][2]
+    assert problems(contract, 3)[0][:2] == (None, None)
+    assert problems(contract, [ROW, "x"])[0][:2] == (1, None)
+    with pytest.raises(TooManyRows, match="limit of 2 rows"):
+        contract.validate([ROW] * 3, max_rows=2)
+
+
+def test_malformed_json_is_a_problem_not_a_crash(contract: InputContract) -> None:
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        contract.parse(b'{"amount": ', 10)
+    with pytest.raises(InvalidRequest, match="malformed JSON"):
+        contract.parse(b'{"amount": 1e999}', 10)  # infinity is not a JSON number
+
+
+def test_problems_are_capped_but_counted(contract: InputContract) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        contract.validate([{**ROW, "amount": -1.0}] * 500, 1000)
+    assert len(caught.value.problems) == 20
+    assert caught.value.total > 20
+
+
+def test_integer_columns_are_bounded_to_int64() -> None:
+    contract = InputContract.from_schema({"columns": [{"name": "n", "type": "integer"}]})
+    assert contract.validate({"n": INT64_MAX}, 1) == [(INT64_MAX,)]
+    with pytest.raises(InvalidRequest, match="above the maximum"):
+        contract.validate({"n": INT64_MAX + 1}, 1)
+
+
+def test_frame_dtypes_follow_the_schema(contract: InputContract) -> None:
+    rows = contract.validate([ROW, {**ROW, "score": None, "channel": "pos", "flag": True}], 10)
+    frame = contract.frame(rows)
+    assert list(frame.columns) == [c["name"] for c in CLASSIFIER_COLUMNS]
+    assert str(frame["amount"].dtype) == "float64"
+    assert str(frame["count"].dtype) == "int64"
+    assert str(frame["flag"].dtype) == "bool"
+    assert math.isnan(frame["score"].iloc[1])
+    assert frame["channel"].tolist() == ["web", "pos"]
+
+
+def test_all_numeric_schema_builds_one_float_block() -> None:
+    contract = InputContract.from_schema({"columns": [{"name": f"f{i}", "type": "number"} for i in range(4)]})
+    frame = contract.frame([(1, 2.0, 3, 4.5), (5, 6, 7, 8)])
+    assert frame.to_numpy().tolist() == [[1.0, 2.0, 3.0, 4.5], [5.0, 6.0, 7.0, 8.0]]
+    assert set(map(str, frame.dtypes)) == {"float64"}
+
+
+def test_example_row_prefers_service_then_schema_then_synthesises() -> None:
+    schema = {"columns": CLASSIFIER_COLUMNS, "example": ROW}
+    contract = InputContract.from_schema(schema)
+    assert contract.example_row({"x": 1}) == {"x": 1}
+    assert contract.example_row() == ROW
+    bare = InputContract.from_schema({"columns": CLASSIFIER_COLUMNS})
+    made = bare.example_row()
+    assert made["amount"] == 45.0  # the observed median
+    assert made["channel"] == "web"
+    bare.validate(made, 1)  # a synthesised example always satisfies the contract
+
+
+@pytest.mark.parametrize(
+    ("schema", "fragment"),
+    [
+        ([], "expected a JSON object"),
+        ({"columns": []}, "empty"),
+        ({"columns": [{"name": "a", "type": "float"}]}, "columns[0] ('a').type"),
+        ({"columns": [{"name": "a", "type": "number"}, {"name": "a", "type": "number"}]}, "duplicated"),
+        ({"columns": [{"name": "a", "type": "string", "minimum": 1}]}, "only number and integer"),
+        ({"columns": [{"name": "a", "type": "number", "enum": ["x"]}]}, "enum"),
+        ({"mlship_schema": 2, "columns": []}, "version 2"),
+    ],
+)
+def test_a_broken_schema_is_refused_naming_the_field(schema: Any, fragment: str) -> None:
+    with pytest.raises(SchemaError, match="schema.json") as caught:
+        InputContract.from_schema(schema)
+    assert fragment in str(caught.value)
