@@ -15,6 +15,7 @@ solution does.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pickle
@@ -51,6 +52,10 @@ def _import_solution(solution: Path) -> Any:
 
 
 def _load(solution: Path, artifacts: str) -> tuple[Any, dict[str, Any]]:
+    with contextlib.suppress(
+        ImportError
+    ):  # rows arrive as DataFrames: import pandas now, not in predict's time
+        import pandas  # noqa: F401
     module = _import_solution(solution)
     model_class = getattr(module, "Model", None)
     if model_class is None:

@@ -80,20 +80,20 @@ def test_no_tests_folder_is_zero_tests_not_an_error(runner: CliRunner, tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("body", "load_body", "expected"),
+    ("body", "load_body", "timeout_s", "expected"),
     [
-        ('raise ValueError("negative amount")', "pass", "ValueError: negative amount"),
-        ("sys.exit(3)", "pass", "the model process exited with code 3 during predict"),
-        ("time.sleep(60)", "pass", "predict took longer than timeout_s=1"),
-        ("pass", 'raise OSError("no model file")', "OSError: no model file (during load)"),
+        ('raise ValueError("negative amount")', "pass", 60, "ValueError: negative amount"),
+        ("sys.exit(3)", "pass", 60, "the model process exited with code 3 during predict"),
+        ("time.sleep(60)", "pass", 5, "predict took longer than timeout_s=5"),
+        ("pass", 'raise OSError("no model file")', 60, "OSError: no model file (during load)"),
     ],
     ids=["raise", "sys-exit", "hang", "load-raise"],
 )
 def test_user_code_failures_exit_4_without_a_traceback(
-    runner: CliRunner, tmp_path: Path, body: str, load_body: str, expected: str
+    runner: CliRunner, tmp_path: Path, body: str, load_body: str, timeout_s: float, expected: str
 ) -> None:
     source = solution_with(body, load_body=load_body)
-    project = make_project(tmp_path / "p", solution=source, timeout_s=1)
+    project = make_project(tmp_path / "p", solution=source, timeout_s=timeout_s)
     code, output = _run(runner, str(project), "--skip-tests")
     assert code == 4, output
     assert expected in output

@@ -130,12 +130,12 @@ def test_a_hang_is_stopped_after_timeout_with_its_whole_process_tree(tmp_path: P
         f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(300)"
     )
     started = time.monotonic()
-    with _process(tmp_path, source, timeout_s=1.5) as model, pytest.raises(TestsFailed) as raised:
+    with _process(tmp_path, source, timeout_s=5) as model, pytest.raises(TestsFailed) as raised:
         model.predict(_rows(), scores=False)
     elapsed = time.monotonic() - started
-    assert raised.value.message.startswith("predict took longer than timeout_s=1.5")
+    assert raised.value.message.startswith("predict took longer than timeout_s=5")
     assert "evaluation.timeout_s" in (raised.value.hint or "")
-    assert elapsed < 15
+    assert elapsed < 20
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 5
     while _alive(grandchild) and time.monotonic() < deadline:
