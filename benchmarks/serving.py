@@ -1,4 +1,4 @@
-"""Serving benchmark: mlship's service against a hand-written FastAPI + pydantic service and a bare-ASGI floor.
+"""Serving benchmark: mlship's service against a hand-written FastAPI + pydantic service and a bare ASGI app.
 
     python benchmarks/serving.py [--duration 5] [--rounds 2] [--workers N] [--image REF] [--json]
 
@@ -22,6 +22,7 @@ worker; the ratios to the reference; and the model's own single-row predict-from
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -30,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -353,7 +353,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-# --- load ----------------------------------------------------------------------------------------------------
+# --- load ---------------------------------------------------------------------------------------------
 
 
 def ensure_wrk() -> str:
@@ -398,7 +398,7 @@ def wrk(port: int, clients: int, seconds: float, script: Path) -> dict[str, floa
 def check_answers(
     port: int, pipeline: Any, rows: list[dict[str, float]], stop: threading.Event, outcome: dict[str, Any]
 ) -> None:
-    """Under load, compare a sample of answers with the model's own (predictions exact, probabilities 1e-9)."""
+    """Under load, compare a sample of answers with the model's own (probabilities to 1e-9)."""
     import numpy as np
     import pandas as pd
 
@@ -432,7 +432,7 @@ def batch_latency(port: int, rows: list[dict[str, float]]) -> float:
     return statistics.median(samples[2:]) * 1000
 
 
-# --- the run ---------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------
 
 
 def measure(
@@ -559,10 +559,7 @@ def run(project: Path, workers: int, args: argparse.Namespace) -> int:
                 stop = threading.Event()
                 checker = None
                 if name == "mlship":
-
-                    def checker() -> None:
-                        check_answers(port, pipeline, rows, stop, answers)
-
+                    checker = functools.partial(check_answers, port, pipeline, rows, stop, answers)
                 measure(name, port, figures[name], args.duration, script, round_, checker)
                 stop.set()
                 figures[name].rss_mb.append(max(rss_mb(pid) for pid in worker_pids(process)))
@@ -594,7 +591,8 @@ def report(
         rss = f"{max(fig.rss_mb):6.0f}MB" if fig.rss_mb else f"{'-':>8}"
         print(
             f"{name:>10} {fig.median(fig.rps, 1):9.0f} {fig.median(fig.p50_ms, 1):6.2f}ms "
-            f"{fig.median(fig.p99_ms, 1):6.2f}ms {fig.median(fig.rps, 16):9.0f} {fig.median(fig.p50_ms, 16):6.2f}ms "
+            f"{fig.median(fig.p99_ms, 1):6.2f}ms {fig.median(fig.rps, 16):9.0f} "
+            f"{fig.median(fig.p50_ms, 16):6.2f}ms "
             f"{fig.median(fig.p99_ms, 16):6.2f}ms {batch} {cold} {rss} {ratio:7.1f}×"
         )
     mlship = figures["mlship"]

@@ -1,4 +1,4 @@
-"""The input contract: every kind of bad row is named by row and field; accepted rows become the right frame."""
+"""The input contract: every bad value is named by row and field; accepted rows become the right frame."""
 
 from __future__ import annotations
 

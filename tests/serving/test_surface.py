@@ -1,4 +1,4 @@
-"""The service's surface: exactly the documented routes, the OpenAPI document, Swagger UI without outside hosts."""
+"""The surface: exactly the documented routes, the OpenAPI document, Swagger UI without outside hosts."""
 
 from __future__ import annotations
 
