@@ -274,7 +274,7 @@ def client(client_for: Callable[..., Any]) -> Any:
     return client_for()
 
 
-# --- real processes ---------------------------------------------------------------------------------------
+# --- real processes ---
 
 
 def free_port() -> int:

@@ -37,7 +37,7 @@ def model_of(client: Any) -> Any:
     return type(client.app.state.service.model.model)
 
 
-# --- metrics ------------------------------------------------------------------------------------------------
+# --- metrics ---
 
 
 def test_metrics_count_requests_latency_predictions_and_in_flight(client: Any) -> None:
@@ -71,7 +71,7 @@ def test_regression_predictions_are_counted_by_target_quantile_bucket(client_for
     assert "(10,12]" not in buckets  # the self-test is not counted
 
 
-# --- logs ---------------------------------------------------------------------------------------------------
+# --- logs ---
 
 
 def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ def test_log_inputs_true_puts_the_inputs_in_the_line(client_for: Any) -> None:
     assert request["inputs"]["amount"] == 4321.8765
 
 
-# --- micro-batching ---------------------------------------------------------------------------------------------
+# --- micro-batching ---
 
 
 def test_requests_arriving_while_the_model_is_busy_share_one_predict_call(client_for: Any) -> None:
@@ -171,7 +171,7 @@ def test_a_failing_request_fails_alone_in_a_shared_batch(client_for: Any) -> Non
     assert model.batches[1] == 4  # they were batched, then retried one by one
 
 
-# --- the concurrency limit --------------------------------------------------------------------------------------
+# --- the concurrency limit ---
 
 
 def test_past_max_concurrency_the_answer_is_503_at_once_and_health_still_answers(client_for: Any) -> None:

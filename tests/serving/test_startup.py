@@ -19,7 +19,7 @@ from .conftest import MARKED_AMOUNT, ROW
 SERVING_DIR = Path(__file__).resolve().parents[2] / "src" / "mlship" / "serving"
 
 
-# --- settings ----------------------------------------------------------------------------------------------
+# --- settings ---
 
 
 def test_settings_defaults_and_fields_match_mlship_yaml_serving() -> None:
@@ -73,7 +73,7 @@ def test_service_json_is_validated(tmp_path: Path) -> None:
     assert ServiceInfo.for_project(tmp_path / "nowhere").name == "nowhere"
 
 
-# --- refusing to start --------------------------------------------------------------------------------------------
+# --- refusing to start ---
 
 
 def start(project: Path) -> tuple[str, list[str], list[dict[str, Any]]]:
@@ -194,7 +194,7 @@ def test_a_background_load_failure_shows_in_ready(make_project: Callable[..., Pa
         assert client.post("/predict", json=ROW).status_code == 503
 
 
-# --- the runtime stands alone ------------------------------------------------------------------------------------------
+# --- the runtime stands alone ---
 
 
 def test_the_runtime_imports_nothing_from_mlship() -> None:
