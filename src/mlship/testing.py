@@ -47,17 +47,14 @@ class PytestResult(BaseModel):
         return self.passed + self.failed + self.errors + self.skipped
 
     def summary(self) -> str:
-        """'4 passed, 1 failed' in pytest's words."""
-        parts = [
-            f"{count} {word}"
-            for count, word in (
-                (self.passed, "passed"),
-                (self.failed, "failed"),
-                (self.errors, "errors"),
-                (self.skipped, "skipped"),
-            )
-            if count
-        ]
+        """'4 passed, 1 failed, 1 error' in pytest's words."""
+        counts = (
+            (self.passed, "passed"),
+            (self.failed, "failed"),
+            (self.errors, "error" if self.errors == 1 else "errors"),
+            (self.skipped, "skipped"),
+        )
+        parts = [f"{count} {word}" for count, word in counts if count]
         return ", ".join(parts) if parts else "no tests"
 
 
@@ -157,7 +154,9 @@ def run_project_tests(project: Project, work_dir: Path | None = None) -> PytestR
     result = _counts(junit) if junit.is_file() else PytestResult()
     result.duration = round(time.perf_counter() - started, 3)
     result.output_tail = tail
-    if process.returncode not in (0, 1, 5) and result.ok:
+    # pytest: 0 passed, 1 tests failed, 5 no tests; anything else (or no report at all) is an error of its own
+    broken = process.returncode not in (0, 1, 5) or (process.returncode == 1 and not junit.is_file())
+    if broken and result.ok:
         last = text.splitlines()[-1] if text else f"exit code {process.returncode}"
         result.errors += 1
         result.failures.append(f"pytest: {last[:200]}")
@@ -192,6 +191,8 @@ def run_test(
             write_junit(junit, tests=tests, gate=gate, error=error, skip_tests=skip_tests)
         if error is not None:
             raise error
+        if tests is not None:
+            tests = tests.model_copy(update={"junit_path": None})  # it was in the temporary folder
     if tests is not None and not tests.ok:
         code = ExitCode.TESTS_FAILED
     elif gate is not None and not gate.passed:

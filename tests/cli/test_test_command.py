@@ -72,6 +72,14 @@ def test_failing_project_tests_exit_4_with_counts(runner: CliRunner, tmp_path: P
     assert "gate not run" in output
 
 
+def test_a_broken_test_suite_is_an_error_not_zero_tests(runner: CliRunner, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "tests" / "conftest.py").write_text("raise RuntimeError('broken conftest')\n")
+    code, output = _run(runner, str(project))
+    assert code == 4, output
+    assert "1 error" in output and "RuntimeError: broken conftest" in output
+
+
 def test_no_tests_folder_is_zero_tests_not_an_error(runner: CliRunner, tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", project_test=None)
     code, output = _run(runner, str(project))
