@@ -227,6 +227,7 @@ def test_junit_records_failed_project_tests_and_a_model_crash(runner: CliRunner,
     )
 
 
+@pytest.mark.slow
 def test_template_project_passes(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     created = runner.invoke(app, ["init", "demo"])

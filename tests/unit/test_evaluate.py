@@ -366,3 +366,24 @@ def test_any_predictor_fits_the_same_scoring(tmp_path: Path) -> None:
     frame = pd.read_csv(project / "data" / "test.csv")
     expected = ((frame["amount"] > 300).astype(int) == frame[TARGET]).mean()
     assert next(m.value for m in result.metrics if m.name == "accuracy") == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_benchmark_over_a_million_rows_holds_the_chunk_bound() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--rows", "1000000", "--chunk-rows", "100000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "generated 1,000,000 rows" in done.stdout
+    (row,) = [line for line in done.stdout.splitlines() if line.strip().startswith("100,000")]
+    fields = row.split()
+    assert float(fields[1]) > 0  # seconds
+    assert "yes" in fields  # the parent's streaming peak minus what it keeps is at most two chunks
+    assert "roc_auc=0.9" in row
