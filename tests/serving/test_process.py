@@ -1,0 +1,281 @@
+"""The service as real processes (supervisor + uvicorn workers): signals, crashes, sockets and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ROW, RunningService, run_service
+
+pytestmark = pytest.mark.slow
+
+
+def post(service: RunningService, payload: Any, timeout: float = 30, **headers: str) -> Any:
+    import httpx
+
+    return httpx.post(f"{service.url}/predict", json=payload, timeout=timeout, headers=headers)
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def in_flight(service: RunningService) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{service.url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlship_predict_in_flight":
+                return float(sample.value)
+    raise AssertionError("no in-flight gauge")
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits_0(make_project: Callable[..., Path]) -> None:
+    with run_service(make_project("slow", serving={"timeout_s": 20})) as service:
+        service.wait_ready()
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(post(service, {**ROW, "delay": 1.0}).status_code))
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.4)
+        service.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == [200, 200, 200, 200]
+        assert service.process.wait(timeout=30) == 0
+
+
+def test_listens_on_loopback_only_by_default(make_project: Callable[..., Path]) -> None:
+    with run_service(make_project()) as service:
+        service.wait_ready()
+        listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        mine = [
+            fields[1]
+            for fields in listening
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == service.port
+        ]
+        assert mine == [f"0100007F:{service.port:04X}"]
+        assert not [
+            f
+            for f in Path("/proc/net/tcp6").read_text().splitlines()[1:]
+            if f.split()[3] == "0A" and int(f.split()[1].split(":")[1], 16) == service.port
+        ]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "tampered"])
+def test_a_bad_artifact_exits_non_zero_with_one_clear_line(
+    make_project: Callable[..., Path], damage: str
+) -> None:
+    import hashlib
+
+    project = make_project()
+    (project / "model" / "model.joblib").write_bytes(b"not a model at all")
+    if damage == "corrupt":  # the hash matches, loading fails
+        service_json = json.loads((project / "service.json").read_text())
+        service_json["artifact_sha256"]["model/model.joblib"] = hashlib.sha256(
+            b"not a model at all"
+        ).hexdigest()
+        (project / "service.json").write_text(json.dumps(service_json))
+    with run_service(project, workers=2) as service:
+        code = service.process.wait(timeout=60)
+        assert code == 3
+        lines = service.log_lines()
+        failures = [line for line in lines if line.get("event") == "startup_failed"]
+        assert len(failures) == 1, lines
+        assert "model" in failures[0]["message"]
+        assert not any("Traceback" in json.dumps(line) for line in lines)
+        assert not children(service.process.pid)
+
+
+def test_a_killed_worker_is_replaced_and_metrics_sum_over_workers(make_project: Callable[..., Path]) -> None:
+    import httpx
+
+    with run_service(make_project(), workers=2) as service:
+        service.wait_ready()
+        deadline = time.monotonic() + 60
+        while len(children(service.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = children(service.process.pid)
+        assert len(workers) == 2
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        for _ in range(20):  # the survivor answers meanwhile
+            assert post(service, ROW).status_code == 200
+        deadline = time.monotonic() + 60
+        while (
+            len(children(service.process.pid)) < 2 or victim in children(service.process.pid)
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        replaced = children(service.process.pid)
+        assert len(replaced) == 2 and victim not in replaced
+        assert any(line.get("event") == "worker_died" for line in service.log_lines())
+        served_before = _predict_200(service)
+        for _ in range(30):
+            assert post(service, ROW).status_code == 200
+        for _ in range(5):  # whichever worker answers the scrape, it reports both workers' counts
+            assert _predict_200(service) == served_before + 30
+        assert httpx.get(f"{service.url}/health/ready").status_code == 200
+
+
+def _predict_200(service: RunningService) -> float:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{service.url}/metrics", timeout=5).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mlship_requests_total" and sample.labels == {
+                "route": "/predict",
+                "status": "200",
+            }:
+                total += sample.value
+    return total
+
+
+def _raw_predict(port: int, payload: dict[str, Any]) -> socket.socket:
+    body = json.dumps(payload).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    return sock
+
+
+def test_clients_that_leave_free_their_slots_and_health_answers_while_all_are_busy(
+    make_project: Callable[..., Path],
+) -> None:
+    import httpx
+
+    with run_service(make_project("slow", serving={"max_concurrency": 20, "timeout_s": 30})) as service:
+        service.wait_ready()
+        held = [_raw_predict(service.port, {**ROW, "delay": 3.0})]
+        time.sleep(0.2)  # the first one is inside the model now
+        held += [_raw_predict(service.port, {**ROW, "delay": 0.0}) for _ in range(19)]
+        deadline = time.monotonic() + 5
+        while in_flight(service) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_flight(service) == 20
+        for path in ("/health/live", "/health/ready", "/metrics"):
+            started = time.monotonic()
+            assert httpx.get(f"{service.url}{path}", timeout=5).status_code == 200
+            assert time.monotonic() - started < 1.0
+        refused = post(service, {**ROW, "delay": 0.0}, timeout=5)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        for sock in held:  # 20 clients abort mid-request
+            sock.close()
+        deadline = time.monotonic() + 2
+        while in_flight(service) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert in_flight(service) == 0  # while the model is still busy with the first request
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(post(service, {**ROW, "delay": 0.0}).status_code))
+            for _ in range(20)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == [200] * 20
+
+
+def _malformed_requests(port: int, count: int) -> list[bytes]:
+    rng = random.Random(7)
+    body = json.dumps(ROW).encode()
+    good_head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    makers: list[Callable[[], bytes]] = [
+        lambda: (
+            rng.choice([b"GETT", b"P0ST", b"\x00\x01", b"post", b"BREW"])
+            + b" /predict HTTP/1.1\r\nHost: x\r\n\r\n"
+        ),
+        lambda: (
+            b"GET /health/live HTTP/"
+            + rng.choice([b"9.9", b"1", b"x.y", b"1.1.1", b""])
+            + b"\r\nHost: x\r\n\r\n"
+        ),
+        lambda: (
+            b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * rng.randint(20_000, 200_000)
+            + b"\r\n\r\n"
+        ),
+        lambda: (
+            b"GET /health/live HTTP/1.1\r\n"
+            + b"".join(b"X-H%d: v\r\n" % i for i in range(rng.randint(200, 2000)))
+            + b"\r\n"
+        ),
+        lambda: (
+            good_head
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + rng.choice(
+                [b"zz\r\nab\r\n0\r\n\r\n", b"5\r\nab\r\n", b"-1\r\n\r\n", b"ffffffffffffffff\r\nx\r\n"]
+            )
+        ),
+        lambda: (
+            good_head
+            + b"Content-Length: "
+            + rng.choice([b"-5", b"abc", b"1, 2", b"99999999999999999999"])
+            + b"\r\n\r\n"
+            + body
+        ),
+        lambda: good_head + b"Content-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        lambda: (
+            good_head + b"Content-Length: %d\r\n\r\n" % len(body) + bytes(rng.randrange(256) for _ in body)
+        ),
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randint(1, 300))),
+        lambda: (
+            b"GET /" + bytes(rng.choice(b"%\x7f\x80 \t") for _ in range(20)) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        ),
+        lambda: good_head + b"Content-Length: 1000\r\n\r\n" + body[:10],  # a client that stops sending
+    ]
+    return [rng.choice(makers)() for _ in range(count)]
+
+
+def test_malformed_raw_http_never_gets_a_5xx_and_the_service_stays_up(
+    make_project: Callable[..., Path],
+) -> None:
+    import httpx
+
+    with run_service(make_project(serving={"timeout_s": 2})) as service:
+        service.wait_ready()
+        statuses: list[int] = []
+        for raw in _malformed_requests(service.port, 520):
+            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+                try:
+                    sock.sendall(raw)
+                    sock.shutdown(socket.SHUT_WR)
+                    reply = sock.recv(64)
+                except OSError:  # reset by the server: not an answer, and not a 5xx
+                    continue
+            if reply.startswith(b"HTTP/1.1 "):
+                statuses.append(int(reply[9:12]))
+        assert statuses, "no request got an answer at all"
+        assert not [s for s in statuses if s >= 500]
+        assert httpx.get(f"{service.url}/health/live").status_code == 200
+        assert post(service, ROW).status_code == 200
+        assert service.process.poll() is None
