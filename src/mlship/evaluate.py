@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.config import REGRESSION_METRICS, Project
+from mlship.config import Project
 from mlship.data_source import DataFile, is_url, open_data, read_chunks
 from mlship.errors import DataError
-from mlship.metrics import MetricResult, evaluate_predictions, needs_scores, resolve_classes
+from mlship.metrics import MetricResult, evaluate_predictions, infer_gate_task, needs_scores, resolve_classes
 from mlship.sandbox import ModelProcess, Predictions, Predictor
-from mlship.schema import ValidationReport, infer_task, load_schema, validate_frame
+from mlship.schema import ValidationReport, load_schema, validate_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,13 +116,7 @@ def _hard_problems(report: ValidationReport, data: DataFile, schema_path: str) -
 
 
 def _task(schema: dict[str, Any], metrics: dict[str, Any], truth: np.ndarray[Any, Any]) -> str:
-    if schema.get("task"):
-        return str(schema["task"])
-    if all(name in REGRESSION_METRICS for name in metrics):
-        return "regression"
-    import pandas as pd
-
-    return infer_task(pd.Series(truth))
+    return str(schema["task"]) if schema.get("task") else infer_gate_task(metrics, truth)
 
 
 def _shown(project: Project) -> str:

@@ -231,25 +231,39 @@ def _passes(value: float | None, threshold: Threshold) -> bool:
     )
 
 
+def infer_gate_task(metrics: dict[str, Threshold], y_true: Any) -> str:
+    """Regression when every metric is a regression metric; otherwise what the true values look like."""
+    import pandas as pd
+
+    from mlship.schema import infer_task
+
+    if all(name in REGRESSION_METRICS for name in metrics):
+        return "regression"
+    task = infer_task(pd.Series(y_true))
+    return "binary" if task == "regression" and len(set(pd.Series(y_true).tolist())) <= 2 else task
+
+
 def evaluate_predictions(
     y_true: Any,
     y_pred: Any,
     scores: Any,
     config: Evaluation,
     *,
-    task: str,
+    task: str | None = None,
     classes: list[Any] | None = None,
     score_kind: str | None = "proba",
 ) -> list[MetricResult]:
     """Compute every metric in `config.metrics` and compare it with its min/max.
 
-    `task` is binary, multiclass or regression; `classes` is the column order of `scores` (default: the
-    sorted labels seen). Raises ConfigError when a metric does not fit the task or the model, DataError when
-    the data makes a metric undefined (e.g. one class only for roc_auc).
+    `task` is binary, multiclass or regression (default: inferred from the metrics and `y_true`);
+    `classes` is the column order of `scores` (default: the sorted labels seen). Raises ConfigError when
+    a metric does not fit the task or the model, DataError when the data makes a metric undefined (e.g.
+    one class only for roc_auc).
     """
     import numpy as np
 
     truth, predicted = np.asarray(y_true), np.asarray(y_pred)
+    task = task or infer_gate_task(config.metrics, truth)
     score_array = None if scores is None else np.asarray(scores, dtype=float)
     results = []
     positive, positive_detail = None, None

@@ -387,3 +387,12 @@ def test_benchmark_over_a_million_rows_holds_the_chunk_bound() -> None:
     assert float(fields[1]) > 0  # seconds
     assert "yes" in fields  # the parent's streaming peak minus what it keeps is at most two chunks
     assert "roc_auc=0.9" in row
+
+
+def test_the_task_is_inferred_when_not_given() -> None:
+    binary = evaluate_predictions([0, 1, 1, 0], [0, 1, 0, 0], None, _config({"accuracy": {}}))
+    assert binary[0].value == pytest.approx(0.75) and binary[0].detail is None
+    recall = evaluate_predictions([0, 1, 1, 0], [0, 1, 0, 0], None, _config({"recall": {}}))
+    assert recall[0].detail == "positive label 1"
+    regression = evaluate_predictions([1.5, 2.5], [1.0, 3.0], None, _config({"mae": {"max": 1}}))
+    assert regression[0].value == pytest.approx(0.5) and regression[0].passed
