@@ -443,11 +443,12 @@ def _hashable(value: Any) -> bool:
 def _check_string(
     name: str, column: dict[str, Any], series: pd.Series, offset: int, report: ValidationReport
 ) -> None:
+    import numpy as np
     from pandas.api import types
 
     present = series.notna().to_numpy()
     if types.is_string_dtype(series.dtype) and not types.is_object_dtype(series.dtype):
-        bad = present & False
+        bad = np.zeros(len(series), dtype=bool)  # a text dtype holds only text
     else:
         bad = present & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
     if bad.any():
