@@ -173,7 +173,12 @@ def run_test(
     """
     from mlship.junit import write_junit
 
-    project = load_project(project_dir)
+    try:
+        project = load_project(project_dir)
+    except MlshipError as invalid:
+        if junit is not None:  # CI still gets a report that says why nothing ran
+            write_junit(junit, tests=None, gate=None, error=invalid, skip_tests=skip_tests)
+        raise
     with tempfile.TemporaryDirectory(prefix="mlship-test-") as work:
         tests: PytestResult | None = None
         if not skip_tests:

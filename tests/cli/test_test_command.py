@@ -166,7 +166,10 @@ def test_a_missing_target_column(runner: CliRunner, tmp_path: Path) -> None:
 
 def test_invalid_config_exits_3(runner: CliRunner, tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", metrics={"f1": {"min": 80}})
-    code, output = _run(runner, str(project))
+    code, output = _run(runner, str(project), "--junit", str(tmp_path / "junit.xml"))
+    (gate,) = _cases(ET.parse(tmp_path / "junit.xml").getroot(), "mlship.gate")
+    error = gate.find("error")
+    assert error is not None and error.get("type") == "ConfigError"
     assert code == 3 and "evaluation.metrics: f1: a threshold must be a number between 0 and 1" in output
 
 
