@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 ENUM_LIMIT = 50  # a string column with at most this many distinct values gets an enforced `enum`
-BOUNDS_MARGIN = 0.10  # enforced bounds: the observed range widened by 10 % of its width on each side
+BOUNDS_MARGIN = 1.0  # enforced bounds: the observed range widened by its own width on each side (a held-out
+# or live value just past the training range is plausible; one ten widths away is a unit or data error)
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 REGRESSION_MIN_VALUES = 20  # a numeric target with more distinct values than this is a regression target
 TYPES = ("integer", "number", "string", "boolean")
@@ -114,6 +115,8 @@ def _bounds(low: float, high: float, kind: ColumnType) -> tuple[float, float]:
     width = high - low
     margin = BOUNDS_MARGIN * width if width > 0 else max(BOUNDS_MARGIN * abs(low), 1.0)
     lower, upper = low - margin, high + margin
+    if low >= 0:
+        lower = max(lower, 0.0)  # a column never negative in training (amounts, counts) stays non-negative
     if kind == "integer":
         return float(math.floor(lower)), float(math.ceil(upper))
     return lower, upper
@@ -408,7 +411,7 @@ def _check_numbers(
                 kind="out_of_range",
                 rows=int(outside.sum()),
                 first_row=_first(outside, offset),
-                detail=f"values outside the allowed range [{low}, {high}] (training range ± 10 %)",
+                detail=f"values outside the allowed range [{low}, {high}] (the training range widened by its width)",
             )
         )
 
