@@ -411,7 +411,7 @@ def _check_numbers(
                 kind="out_of_range",
                 rows=int(outside.sum()),
                 first_row=_first(outside, offset),
-                detail=f"values outside the allowed range [{low}, {high}] (the training range widened by its width)",
+                detail=f"values outside the allowed range [{low}, {high}] (training range ± its width)",
             )
         )
 
