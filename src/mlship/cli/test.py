@@ -51,9 +51,8 @@ def _render(report: TestReport) -> None:
     if gate is None:
         console.print("[red]gate not run[/]: fix the project's tests first")
         return
-    table = Table(
-        title=f"Release gate · {gate.rows:,} rows of {gate.data} · {gate.task}", title_justify="left"
-    )
+    console.print(f"[bold]Release gate[/] · {gate.rows:,} rows of {gate.data} · {gate.task}", soft_wrap=True)
+    table = Table()
     for column in ("metric", "value", "threshold", "verdict"):
         table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
     for metric in gate.metrics:
