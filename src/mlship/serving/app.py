@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import re
 import threading
 import time
@@ -43,6 +45,9 @@ ROUTES = (
 REQUEST_ID = "mlship.request_id"
 ROWS = "mlship.rows"
 INPUTS = "mlship.inputs"
+STATUS = "mlship.status"
+HEADERS = "mlship.headers"
+WATCH_AFTER_S = 0.02
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _JSON = b"application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -229,7 +234,9 @@ class PredictEndpoint:
                     retry_after=True,
                 )
         except _Refused as refused:
-            await self._answer_error(send, refused.status, str(refused), request_id, refused.retry_after)
+            await self._answer_error(
+                scope, send, refused.status, str(refused), request_id, refused.retry_after
+            )
             return
         service.in_flight += 1
         service.metrics.in_flight.inc()
@@ -245,40 +252,31 @@ class PredictEndpoint:
             arriving = False
             job = runner.submit(rows)
             outcome = await self._wait(runner, job, receive)
-            await self._answer(send, outcome, request_id)
+            await self._answer(scope, send, outcome, request_id)
         except _Refused as refused:
-            await self._answer_error(send, refused.status, str(refused), request_id, refused.retry_after)
+            await self._answer_error(
+                scope, send, refused.status, str(refused), request_id, refused.retry_after
+            )
         except InvalidRequest as invalid:
             service.metrics.rejected.labels("invalid").inc()
-            await self._answer_error(
-                send,
-                422,
-                f"invalid input: {invalid}",
-                request_id,
-                extra={"details": [p.as_dict() for p in invalid.problems], "problems": invalid.total},
-            )
+            details = {"details": [p.as_dict() for p in invalid.problems], "problems": invalid.total}
+            await self._answer_error(scope, send, 422, f"invalid input: {invalid}", request_id, extra=details)
         except TooManyRows as too_many:
             service.metrics.rejected.labels("too_many_rows").inc()
-            await self._answer_error(send, 413, str(too_many), request_id)
+            await self._answer_error(scope, send, 413, str(too_many), request_id)
         except _ClientGone:
-            scope["mlship.status"] = 499
+            scope[STATUS] = 499  # nginx's "client closed request": nobody is left to answer
         except TimeoutError:
             service.log.error("prediction_timeout", request_id=request_id, timeout_s=self.timeout)
-            await self._answer_error(
-                send,
-                504,
-                f"the prediction took longer than {self.timeout:g} s (serving.timeout_s)",
-                request_id,
-            )
+            message = f"the prediction took longer than {self.timeout:g} s (serving.timeout_s)"
+            await self._answer_error(scope, send, 504, message, request_id)
         except Exception as error:  # the model's own exception (or its output) fails only this request
             self._log_model_error(error, request_id)
-            await self._answer_error(
-                send,
-                500,
+            message = (
                 f"the model failed on this input ({type(error).__name__}); "
-                f"request id {request_id} is in the service log",
-                request_id,
+                f"request id {request_id} is in the service log"
             )
+            await self._answer_error(scope, send, 500, message, request_id)
         finally:
             if arriving:
                 runner.arriving -= 1
@@ -310,23 +308,41 @@ class PredictEndpoint:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _wait(self, runner: ModelRunner, job: Job, receive: Receive) -> Outcome:
-        """The job's outcome; meanwhile watch for the client leaving (that frees its slot at once)."""
-        watcher = asyncio.ensure_future(receive())
-        try:
-            done, _ = await asyncio.wait(
-                (job.future, watcher), timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if not watcher.done():
-                watcher.cancel()
-        if job.future in done:
-            return job.future.result()
-        runner.cancel(job)
-        if watcher in done:
-            raise _ClientGone
-        raise TimeoutError
+        """The job's outcome, TimeoutError after ``timeout_s``, or _ClientGone when the client leaves.
 
-    async def _answer(self, send: Send, outcome: Outcome, request_id: str) -> None:
+        A request still waiting after WATCH_AFTER_S starts listening for the client's disconnect (which
+        frees its slot at once); quicker requests never pay for that listener.
+        """
+        loop = asyncio.get_running_loop()
+        future = job.future
+        watcher: asyncio.Task[Message] | None = None
+
+        def give_up(error: BaseException) -> None:
+            if not future.done():
+                job.cancelled = True
+                future.set_exception(error)
+
+        def on_message(task: asyncio.Task[Message]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                give_up(_ClientGone())
+
+        def watch() -> None:
+            nonlocal watcher
+            if not future.done():
+                watcher = loop.create_task(receive())  # type: ignore[arg-type]
+                watcher.add_done_callback(on_message)
+
+        deadline = loop.call_later(self.timeout, give_up, TimeoutError())
+        probe = loop.call_later(WATCH_AFTER_S, watch)
+        try:
+            return await future
+        finally:
+            deadline.cancel()
+            probe.cancel()
+            if watcher is not None and not watcher.done():
+                watcher.cancel()
+
+    async def _answer(self, scope: Scope, send: Send, outcome: Outcome, request_id: str) -> None:
         service = self.service
         payload: dict[str, Any] = {"predictions": outcome.predictions}
         if outcome.probabilities is not None:
@@ -335,17 +351,18 @@ class PredictEndpoint:
         payload["model_version"] = service.info.version
         payload["request_id"] = request_id
         body = orjson.dumps(payload, option=_DUMPS_OPTIONS)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())],
-            }
-        )
+        scope[STATUS] = 200
+        headers = [
+            (b"content-type", _JSON),
+            (b"content-length", str(len(body)).encode()),
+            *scope.get(HEADERS, ()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _answer_error(
         self,
+        scope: Scope,
         send: Send,
         status: int,
         message: str,
@@ -354,17 +371,21 @@ class PredictEndpoint:
         extra: dict[str, Any] | None = None,
     ) -> None:
         body = _error_body(message, request_id, self.service.info.version, **(extra or {}))
-        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", _JSON),
+            (b"content-length", str(len(body)).encode()),
+            *scope.get(HEADERS, ()),
+        ]
         if retry_after:
             headers.append((b"retry-after", b"1"))
+        scope[STATUS] = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     def _log_model_error(self, error: Exception, request_id: str) -> None:
         frames = traceback.extract_tb(error.__traceback__)
-        where = (
-            f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else None
-        )
+        last = frames[-1] if frames else None
+        where = f"{Path(last.filename).name}:{last.lineno} in {last.name}" if last else None
         fields: dict[str, Any] = {"request_id": request_id, "error": type(error).__name__, "where": where}
         if self.service.settings.log_inputs:
             fields["message"] = str(error)
@@ -372,43 +393,53 @@ class PredictEndpoint:
         self.service.log.error("model_error", **fields)
 
 
-class ServiceMiddleware:
-    """Around every route: request id, ``X-Request-ID``/``X-Model-Version`` headers, metrics, one log line."""
+class ServiceFront:
+    """In front of every route: request id, ``X-Request-ID``/``X-Model-Version``, metrics, one log line.
 
-    def __init__(self, app: ASGIApp, service: Service) -> None:
+    POST /predict goes straight to its endpoint; everything else through Starlette's router.
+    """
+
+    def __init__(self, app: ASGIApp, service: Service, predict: PredictEndpoint) -> None:
         self.app = app
         self.service = service
+        self.predict = predict
         self._routes = {route: route for route in ROUTES if "{" not in route}
+        self._prefix = os.urandom(8).hex()
+        self._count = itertools.count()
+
+    def _request_id(self, scope: Scope) -> str:
+        given = _header(scope, b"x-request-id")
+        if given:
+            text = given.decode("latin-1")
+            if _REQUEST_ID_OK.fullmatch(text):
+                return text
+        return f"{self._prefix}{next(self._count):016x}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = _header(scope, b"x-request-id")
-        request_id = (
-            given.decode("latin-1")
-            if given and _REQUEST_ID_OK.fullmatch(given.decode("latin-1"))
-            else uuid.uuid4().hex
-        )
+        request_id = self._request_id(scope)
         scope[REQUEST_ID] = request_id
         extra_headers = [
             (b"x-request-id", request_id.encode("latin-1")),
             (b"x-model-version", self.service.version_header),
         ]
-        status = 500
-        response_started = False
+        scope[HEADERS] = extra_headers
+        path = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
+                scope[STATUS] = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if path == "/predict" and scope["method"] == "POST":
+                await self.predict(scope, receive, send)
+            else:
+                await self.app(scope, receive, send_with_headers)
         except Exception as error:
             self.service.log.error(
                 "unhandled_error",
@@ -416,7 +447,7 @@ class ServiceMiddleware:
                 error=type(error).__name__,
                 traceback="".join(traceback.format_exception(error)),
             )
-            if not response_started:
+            if STATUS not in scope:
                 body = _error_body("internal error", request_id, self.service.info.version)
                 await send_with_headers(
                     {
@@ -427,8 +458,7 @@ class ServiceMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
         finally:
-            status = scope.get("mlship.status", status)
-            path = scope["path"]
+            status = scope.get(STATUS, 500)
             route = self._routes.get(path) or (
                 "/docs/static/{asset}" if path.startswith("/docs/static/") else "other"
             )
@@ -448,7 +478,20 @@ class ServiceMiddleware:
             self.service.log.info("request", **fields)
 
 
-def _routes(service: Service) -> list[Route]:
+class ServiceApp(Starlette):
+    """Starlette behind the service front: ``app.routes`` lists the routes, ``app.state.service`` the rest."""
+
+    front: ServiceFront
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Starlette's own handling (router, exception handlers)."""
+        await super().__call__(scope, receive, send)
+
+
+def _routes(service: Service, predict: PredictEndpoint) -> list[Route]:
     version = service.info.version
     files = assets()
     page, policy = docs_page(f"{service.info.name} {version} — API")
@@ -509,7 +552,7 @@ def _routes(service: Service) -> list[Route]:
         )
 
     return [
-        Route("/predict", PredictEndpoint(service), methods=["POST"], name="predict"),
+        Route("/predict", predict, methods=["POST"], name="predict"),
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -578,10 +621,13 @@ def create_app(
         finally:
             service.close()
 
-    app = Starlette(
-        routes=_routes(service), lifespan=lifespan, exception_handlers={404: _http_error, 405: _http_error}
+    predict = PredictEndpoint(service)
+    app = ServiceApp(
+        routes=_routes(service, predict),
+        lifespan=lifespan,
+        exception_handlers={404: _http_error, 405: _http_error},
     )
     app.router.redirect_slashes = False
-    app.add_middleware(ServiceMiddleware, service=service)
+    app.front = ServiceFront(app.route, service, predict)
     app.state.service = service
     return app

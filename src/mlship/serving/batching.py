@@ -18,12 +18,11 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
 
-from .contract import InputContract
+from .contract import Accepted, InputContract
 from .loading import LoadedModel
 
 
@@ -39,7 +38,7 @@ class Outcome:
 class Job:
     """One request's accepted rows, waiting for the model."""
 
-    rows: list[tuple[Any, ...]]
+    rows: Accepted
     future: asyncio.Future[Outcome]
     cancelled: bool = False  # the client left or timed out: skip it if it has not run yet
     result: Outcome | BaseException | None = field(default=None, repr=False)
@@ -71,14 +70,15 @@ class ModelRunner:
         self._pending: deque[Job] = deque()
         self._pending_rows = 0
         self._busy = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._waiting = False
         self._batches: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="mlship-model", daemon=True)
         self._thread.start()
 
     # --- event-loop side --------------------------------------------------------------------------------
 
-    def submit(self, rows: list[tuple[Any, ...]]) -> Job:
+    def submit(self, rows: Accepted) -> Job:
         """Queue rows for the model; await ``job.future`` for their Outcome."""
         job = Job(rows, self._loop.create_future())
         self._pending.append(job)
@@ -93,14 +93,23 @@ class ModelRunner:
             job.future.cancel()
 
     def kick(self) -> None:
-        """Dispatch now, or wait briefly for requests already on their way in."""
+        """Dispatch at the end of this loop iteration, or wait briefly for requests on their way in.
+
+        Deferring to the end of the iteration costs no time, and lets every request whose bytes arrived
+        together (the loop reads all ready sockets before it runs the callbacks) join the same batch.
+        """
         if self._busy or not self._pending:
             return
-        if self.arriving > 0 and self._pending_rows < self._max_rows and self._max_wait_s > 0:
-            if self._timer is None:
-                self._timer = self._loop.call_later(self._max_wait_s, self._dispatch)
-            return
-        self._dispatch()
+        wait = self.arriving > 0 and self._pending_rows < self._max_rows and self._max_wait_s > 0
+        if self._timer is not None:
+            if wait or not self._waiting:
+                return  # already scheduled
+            self._timer.cancel()  # nobody else is coming: stop waiting
+        self._waiting = wait
+        if wait:
+            self._timer = self._loop.call_later(self._max_wait_s, self._dispatch)
+        else:
+            self._timer = self._loop.call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
         if self._timer is not None:
@@ -160,9 +169,9 @@ class ModelRunner:
         live = [job for job in batch if not job.cancelled]
         if not live:
             return
-        rows = live[0].rows if len(live) == 1 else list(chain.from_iterable(job.rows for job in live))
+        rows = sum(len(job.rows) for job in live)
         try:
-            predictions, probabilities = self.model.predict(self.contract.frame(rows))
+            predictions, probabilities = self.model.predict(self.contract.frame(*(job.rows for job in live)))
         except Exception as error:
             if len(live) == 1:
                 live[0].result = error
@@ -171,7 +180,7 @@ class ModelRunner:
                 self.run([job])
             return
         if self._on_batch is not None:
-            self._on_batch(len(rows), predictions)
+            self._on_batch(rows, predictions)
         start = 0
         for job in live:
             end = start + len(job.rows)

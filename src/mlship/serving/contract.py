@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import eq, itemgetter
-from typing import Any
+from typing import Any, Union
 
 import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
 import orjson
@@ -38,6 +38,10 @@ _ALLOWED: dict[str, frozenset[type]] = {
     "string": frozenset({str}),
 }
 _EXPECTED = {"number": "a number", "integer": "an integer", "boolean": "true or false", "string": "a string"}
+
+
+Accepted = Union[np.ndarray, list[tuple[Any, ...]]]  # noqa: UP007 - a runtime alias, also on Python 3.10
+_NUMBERS = frozenset({int, float})
 
 
 class SchemaError(ValueError):
@@ -263,6 +267,12 @@ class InputContract:
             getter if len(names) > 1 else (lambda row: (getter(row),))
         )
         self._all_float = all(c.dtype is np.float64 for c in columns)
+        # Schemas of non-nullable numbers only (the common tabular case) are checked as one float block.
+        self._numeric = all(c.kind in ("number", "integer") and not c.nullable for c in columns)
+        bounds = [c.bounds() for c in columns]
+        self._lows = np.array([-np.inf if low is None else low for low, _ in bounds], dtype=np.float64)
+        self._highs = np.array([np.inf if high is None else high for _, high in bounds], dtype=np.float64)
+        self._integers = [i for i, c in enumerate(columns) if c.kind == "integer"]
 
     @classmethod
     def from_schema(cls, schema: Any) -> InputContract:
@@ -279,16 +289,20 @@ class InputContract:
 
     # --- requests -----------------------------------------------------------------------------------------
 
-    def parse(self, body: bytes, max_rows: int) -> tuple[list[tuple[Any, ...]], Any]:
-        """Decode and validate a JSON body; return the accepted rows (tuples in column order) and the data."""
+    def parse(self, body: bytes, max_rows: int) -> tuple[Accepted, Any]:
+        """Decode and validate a JSON body; return the accepted rows and the decoded data."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise InvalidRequest([Problem(None, None, f"malformed JSON: {error}")]) from None
         return self.validate(data, max_rows), data
 
-    def validate(self, data: Any, max_rows: int) -> list[tuple[Any, ...]]:
-        """Validate one row (an object) or a list of rows; raise InvalidRequest or TooManyRows."""
+    def validate(self, data: Any, max_rows: int) -> Accepted:
+        """Validate one row (an object) or a list of rows; raise InvalidRequest or TooManyRows.
+
+        The accepted rows are a float array (rows × columns) for all-numeric schemas, else a list of tuples
+        in column order; ``frame`` turns either into the model's DataFrame.
+        """
         if isinstance(data, dict):
             rows: list[Any] = [data]
         elif isinstance(data, list):
@@ -323,6 +337,10 @@ class InputContract:
         if not shaped:
             raise InvalidRequest(self._shape_problems(rows))
         tuples = list(map(self._row, rows))
+        if self._numeric:
+            block = self._numeric_block(tuples)
+            if block is not None:
+                return block
         problems: list[Problem] = []
         for column, values in zip(self.columns, zip(*tuples, strict=True), strict=True):
             column.check(values, problems)
@@ -331,6 +349,19 @@ class InputContract:
         if problems:
             raise InvalidRequest(problems)
         return tuples
+
+    def _numeric_block(self, tuples: list[tuple[Any, ...]]) -> np.ndarray | None:
+        """The rows as one float array if every check passes; None sends them through the exact checks."""
+        if not set(map(type, chain.from_iterable(tuples))) <= _NUMBERS:
+            return None
+        block = np.array(tuples, dtype=np.float64).reshape(len(tuples), len(self.names))
+        if (block < self._lows).any() or (block > self._highs).any():
+            return None
+        if self._integers:
+            whole = block[:, self._integers]
+            if (whole != np.floor(whole)).any() or (np.abs(whole) > 2**53).any():  # beyond 2**53: exact ints
+                return None
+        return block
 
     def _shape_problems(self, rows: Sequence[Any]) -> list[Problem]:
         problems: list[Problem] = []
@@ -350,15 +381,26 @@ class InputContract:
 
     # --- the model's input ----------------------------------------------------------------------------------
 
-    def frame(self, rows: Sequence[tuple[Any, ...]]) -> pd.DataFrame:
-        """One DataFrame for accepted rows, columns in schema order, dtypes fixed per column."""
+    def frame(self, *parts: Accepted) -> pd.DataFrame:
+        """One DataFrame for one or more requests' accepted rows: schema column order, dtypes per column."""
+        arrays = [part for part in parts if isinstance(part, np.ndarray)]
+        if len(arrays) == len(parts):
+            block = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            if not self._integers:
+                return pd.DataFrame(block, columns=self._index, copy=False)
+            data: dict[str, Any] = {
+                c.name: block[:, i].astype(np.int64) if c.kind == "integer" else block[:, i]
+                for i, c in enumerate(self.columns)
+            }
+            return pd.DataFrame(data, columns=self._index, copy=False)
+        rows = list(chain.from_iterable(p.tolist() if isinstance(p, np.ndarray) else p for p in parts))
         if self._all_float:
             return pd.DataFrame(
                 np.array(rows, dtype=np.float64).reshape(len(rows), len(self.names)),
                 columns=self._index,
                 copy=False,
             )
-        data: dict[str, Any] = {}
+        data = {}
         for column, values in zip(self.columns, zip(*rows, strict=True), strict=True):
             dtype = column.dtype
             if dtype is None:

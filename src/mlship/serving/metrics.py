@@ -29,7 +29,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 MAX_CLASS_LABELS = 100
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-disable_created_metrics()  # no *_created series: they double the output and nobody reads them
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the output and nobody reads them
 
 
 class Metrics:
