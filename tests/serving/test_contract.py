@@ -139,3 +139,54 @@ def test_a_broken_schema_is_refused_naming_the_field(schema: Any, fragment: str)
     with pytest.raises(SchemaError, match="schema.json") as caught:
         InputContract.from_schema(schema)
     assert fragment in str(caught.value)
+
+
+NUMERIC = {"columns": [{"name": "x", "type": "number", "minimum": -5, "maximum": 5},
+                       {"name": "n", "type": "integer", "minimum": 0},
+                       {"name": "y", "type": "number"}]}
+
+
+def test_an_all_numeric_schema_is_validated_as_one_float_block() -> None:
+    import numpy as np
+
+    contract = InputContract.from_schema(NUMERIC)
+    accepted = contract.validate([{"x": 1, "n": 2, "y": 0.5}, {"x": -5.0, "n": 7.0, "y": 1e300}], 10)
+    assert isinstance(accepted, np.ndarray)
+    assert accepted.tolist() == [[1.0, 2.0, 0.5], [-5.0, 7.0, 1e300]]
+    frame = contract.frame(accepted)
+    assert [str(t) for t in frame.dtypes] == ["float64", "int64", "float64"]
+    assert frame["n"].tolist() == [2, 7]
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "fragment"),
+    [
+        ({"x": "1", "n": 1, "y": 0}, "x", "expected a number, got string"),
+        ({"x": 1, "n": True, "y": 0}, "n", "expected an integer, got boolean"),
+        ({"x": 6, "n": 1, "y": 0}, "x", "above the maximum 5"),
+        ({"x": 1, "n": -1, "y": 0}, "n", "below the minimum 0"),
+        ({"x": 1, "n": 1.5, "y": 0}, "n", "expected an integer, got 1.5"),
+        ({"x": 1, "n": 1, "y": None}, "y", "null is not allowed"),
+    ],
+)
+def test_the_numeric_block_falls_back_to_exact_messages(row: dict[str, Any], field: str, fragment: str) -> None:
+    contract = InputContract.from_schema(NUMERIC)
+    found = problems(contract, [{"x": 0, "n": 0, "y": 0}, row])
+    assert [(r, f) for r, f, _ in found] == [(1, field)]
+    assert fragment in found[0][2]
+
+
+def test_integers_beyond_2_53_are_kept_exact() -> None:
+    contract = InputContract.from_schema(NUMERIC)
+    big = 2**60 + 1
+    accepted = contract.validate({"x": 0, "n": big, "y": 0}, 1)
+    assert accepted == [(0, big, 0)]  # the exact path: a float would round it
+    assert contract.frame(accepted)["n"].tolist() == [big]
+
+
+def test_one_frame_from_several_requests_of_either_form() -> None:
+    contract = InputContract.from_schema(NUMERIC)
+    first = contract.validate([{"x": 1, "n": 2, "y": 3}], 10)
+    second = contract.validate({"x": 0, "n": 2**60, "y": 1}, 10)
+    frame = contract.frame(first, second)
+    assert frame.to_dict("list") == {"x": [1.0, 0.0], "n": [2, 2**60], "y": [3.0, 1.0]}
