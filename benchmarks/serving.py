@@ -4,7 +4,7 @@
 
 One run trains a scikit-learn pipeline (StandardScaler + LogisticRegression on 20 numeric features) into a
 temporary project (solution.py, model/, schema.json, service.json) and serves it three ways, each as real
-uvicorn processes with the same number of workers:
+uvicorn processes (mlship with its default worker count, the others with one worker per core, their best):
 
 - **mlship**: ``python -m mlship.serving`` (the runtime every image runs);
 - **reference**: a FastAPI app with a pydantic row model, calling the same model per request;
@@ -510,7 +510,18 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes for every service")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="mlship's worker processes (default: mlship's default, serving.workers)",
+    )
+    parser.add_argument(
+        "--reference-workers",
+        type=int,
+        default=None,
+        help="worker processes of the reference and the floor (default: one per core)",
+    )
     parser.add_argument("--image", help="also benchmark this built image (docker/podman)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     args = parser.parse_args()
@@ -522,7 +533,9 @@ def main() -> int:
     sys.path.insert(0, str(SRC))
     from mlship.serving import ServiceSettings
 
-    workers = args.workers or ServiceSettings.default().workers
+    mlship_workers = args.workers or ServiceSettings.default().workers
+    others = args.reference_workers or os.cpu_count() or 1
+    workers = {"mlship": mlship_workers, "reference": others, "floor": others}
     ensure_wrk()
     root = Path(tempfile.mkdtemp(prefix="mlship-bench-"))
     try:
@@ -531,8 +544,22 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(project: Path, workers: int, args: argparse.Namespace) -> int:
-    pipeline, rows = make_project(project, workers)
+def model_alone(project: Path) -> tuple[float, float]:
+    """A fresh process that only imports the model's stack, loads it and predicts once: seconds, RSS MB."""
+    code = (
+        "import resource, pandas, joblib; m = joblib.load('model/pipeline.joblib'); "
+        "import json; m.predict(pandas.DataFrame([json.loads(open('rows.jsonl').readline())])); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
+    )
+    return time.monotonic() - started, int(result.stdout.strip()) / 1024
+
+
+def run(project: Path, workers: dict[str, int], args: argparse.Namespace) -> int:
+    pipeline, rows = make_project(project, workers["mlship"])
     script = project / "load.lua"
     script.write_text(WRK_SCRIPT % {"rows": project / "rows.jsonl"})
     log = project / "services.log"
@@ -544,18 +571,21 @@ def run(project: Path, workers: int, args: argparse.Namespace) -> int:
     }
     print(
         f"model's own single-row time from a dict: predict {own['predict']:.3f} ms, "
-        f"predict + predict_proba {own['predict+proba']:.3f} ms; {workers} worker(s) each",
+        f"predict + predict_proba {own['predict+proba']:.3f} ms; workers {workers}",
         file=sys.stderr,
     )
-
+    alone = Figures("model only")
     for _ in range(3):  # cold starts, alternating
+        seconds, rss = model_alone(project)
+        alone.cold_start_s.append(seconds)
+        alone.rss_mb.append(rss)
         for name in names:
-            with running(name, project, workers, log) as (_, __, seconds):
+            with running(name, project, workers[name], log) as (_, __, seconds):
                 figures[name].cold_start_s.append(seconds)
     answers: dict[str, Any] = {}
     for round_ in range(1, args.rounds + 1):
         for name in names:
-            with running(name, project, workers, log) as (port, process, _):
+            with running(name, project, workers[name], log) as (port, process, _):
                 stop = threading.Event()
                 checker = None
                 if name == "mlship":
@@ -568,16 +598,23 @@ def run(project: Path, workers: int, args: argparse.Namespace) -> int:
     if args.image:
         figures["image"] = Figures("image")
         bench_image(args.image, figures["image"], args.duration, script, rows)
+    for kind, proba in (("predict", False), ("predict+proba", True)):  # again, the machine may have changed
+        own[kind] = statistics.mean([own[kind], model_own_time(pipeline, rows[0], proba=proba)])
+    figures["model only"] = alone
     return report(figures, own, answers, workers, args.json)
 
 
 def report(
-    figures: dict[str, Figures], own: dict[str, float], answers: dict[str, Any], workers: int, as_json: bool
+    figures: dict[str, Figures],
+    own: dict[str, float],
+    answers: dict[str, Any],
+    workers: dict[str, int],
+    as_json: bool,
 ) -> int:
     reference = figures["reference"]
     print(
-        f"\nserving benchmark — 20-feature LogisticRegression pipeline, {workers} worker(s) per service, "
-        f"{os.cpu_count()} cores"
+        f"\nserving benchmark — 20-feature LogisticRegression pipeline, {os.cpu_count()} cores, workers: "
+        + ", ".join(f"{name} {count}" for name, count in workers.items())
     )
     header = (
         f"{'':>10} {'rps@1':>9} {'p50@1':>8} {'p99@1':>8} {'rps@16':>9} {'p50@16':>8} {'p99@16':>8} "
@@ -585,6 +622,12 @@ def report(
     )
     print(header)
     for name, fig in figures.items():
+        if name == "model only":
+            print(
+                f"{name:>10} {'(a fresh process that imports, loads and predicts once)':>73} "
+                f"{statistics.median(fig.cold_start_s):6.2f}s {max(fig.rss_mb):6.0f}MB"
+            )
+            continue
         ratio = fig.median(fig.rps, 16) / reference.median(reference.rps, 16)
         batch = f"{fig.batch_1000_ms:8.1f}ms" if fig.batch_1000_ms is not None else f"{'-':>10}"
         cold = f"{statistics.median(fig.cold_start_s):6.2f}s" if fig.cold_start_s else f"{'-':>7}"
