@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -60,6 +61,8 @@ class BuildResult(BaseModel):
     left_out: list[str]
     steps: int
     cached_steps: int
+    reused_steps: list[str]  # the Dockerfile instructions whose layers came from the cache
+    timings: dict[str, float]  # seconds per phase: check, freeze, stage, engine
 
 
 def build_project(
@@ -87,8 +90,19 @@ def build_project(
     check_image_reference(ref, "--tag")
     labels = build_labels(project.root, version=version, revision=revision, extra=extra_labels)
 
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        timings[phase] = round(now - clock, 2)
+        clock = now
+
     local_modules = check_solution(project)
+    lap("check")
     lock = freeze(project, runtime_source() / "requirements.txt")
+    lap("freeze")
     state = project.root / STATE_DIR
     state.mkdir(exist_ok=True)
     command = "mlship build" + (f" --base-image {base}" if base_image else "")
@@ -112,12 +126,17 @@ def build_project(
                 f"only by its recorded sha256 ({staged.model_sha256[:12]}…)",
                 soft_wrap=True,
             )
+        lap("stage")
         image.connect()  # raises EngineUnavailable (exit 6) with what to start
         digest = base_image_digest(base)
         if digest:
             labels[LABEL_BASE_DIGEST] = labels[LABEL_MLSHIP_BASE_DIGEST] = digest
+        reused: list[str] = []
         with image.BuildProgress(f"building {ref}") as progress:
-            built = image.build(staged.directory, ref, labels=labels, no_cache=no_cache, on_log=progress)
+            built = image.build(
+                staged.directory, ref, labels=labels, no_cache=no_cache, on_log=_tracking(progress, reused)
+            )
+        lap("engine")
     return BuildResult(
         project=project.root,
         image_ref=built.ref,
@@ -134,7 +153,24 @@ def build_project(
         left_out=staged.left_out,
         steps=built.steps,
         cached_steps=built.cached_steps,
+        reused_steps=reused,
+        timings=timings,
     )
+
+
+def _tracking(progress: Callable[[str], None], reused: list[str]) -> Callable[[str], None]:
+    """Feed the progress view, and note each step the engine took from its cache."""
+    current: list[str] = []
+
+    def on_log(line: str) -> None:
+        progress(line)
+        step = image.parse_step(line)
+        if step:
+            current[:] = [step[2]]
+        elif "Using cache" in line and current:
+            reused.append(current[0])
+
+    return on_log
 
 
 def build_labels(

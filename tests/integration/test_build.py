@@ -214,7 +214,7 @@ def test_a_model_only_change_rebuilds_only_the_last_layers(
     original = path.read_bytes()
     try:
         estimator = joblib.load(path)
-        estimator.steps[-1][1].C = 0.5
+        estimator.steps[-1][1].C = 1.0 + time.time_ns() % 1_000_000 / 1e7  # a model no earlier run built
         joblib.dump(estimator, path)
         rebuilt = build_project(template_project, tag=f"{built.image_ref}-model2", base_image=base_image)
     finally:
@@ -225,6 +225,10 @@ def test_a_model_only_change_rebuilds_only_the_last_layers(
     )
 
     assert rebuilt.requirements_reused
+    reused = " | ".join(rebuilt.reused_steps)
+    for step in ("COPY requirements.txt", "RUN /opt/venv/bin/python -m pip install", "COPY mlship_serving/"):
+        assert step in reused, f"{step} was rebuilt; reused: {reused}"
+    assert 'COPY ["model"' not in reused
     assert rebuilt.model_sha256 != built.model_sha256
     before, after = _layers(built.image_ref), _layers(rebuilt.image_ref)
     dockerfile = built.dockerfile_path.read_text()
