@@ -107,6 +107,11 @@ insecure = true
 [[registry]]
 location = "localhost:${REGISTRY_ADDR##*:}"
 insecure = true
+
+# a second, private registry the deploy tests start and stop themselves
+[[registry]]
+location = "127.0.0.1:5001"
+insecure = true
 EOF
 }
 

@@ -8,8 +8,12 @@ instead, so a broken set-up can never pass as "all skipped".
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -75,3 +79,51 @@ def unique_repo(registry_url: str) -> Iterator[str]:
                 registry.delete_manifest(repo, str(digest))
         except MlshipError:
             pass  # cleanup is best effort; a stopped registry was the test's business
+
+
+class PrivateRegistry:
+    """A registry of the test's own on 127.0.0.1:5001 (marked insecure by scripts/containers.sh), which the
+    test may stop and start again; its storage survives a restart, like a real registry's."""
+
+    host = "127.0.0.1:5001"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.config = folder / "registry.yml"
+        self.config.write_text(
+            "version: 0.1\nlog: {level: warn}\n"
+            f"storage:\n  filesystem: {{rootdirectory: {folder / 'data'}}}\n  delete: {{enabled: true}}\n"
+            f"http: {{addr: {self.host}}}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.folder / "registry.log").open("ab")
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(self.config)], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with Registry(self.host, timeout=1) as registry:
+                    registry.ping()
+                return
+            except MlshipError:
+                time.sleep(0.1)
+        unavailable(f"docker-registry on {self.host} did not start; see {self.folder / 'registry.log'}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_registry(engine: image.EngineInfo, tmp_path: Path) -> Iterator[PrivateRegistry]:
+    if shutil.which("docker-registry") is None:
+        unavailable(f"docker-registry is not installed; {SETUP_HINT}")
+    registry = PrivateRegistry(tmp_path)
+    registry.start()
+    yield registry
+    registry.stop()
