@@ -158,8 +158,8 @@ def _csv_chunks(data: DataFile, chunk_rows: int, text_columns: Iterable[str]) ->
 
 def _parquet_chunks(data: DataFile, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
-        import pyarrow as pa  # type: ignore[import-untyped]
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError as error:
         raise DataError(
             f"test data {data.source} is Parquet, which needs pyarrow",

@@ -28,7 +28,7 @@ BROKEN = {
 def test_broken_config_exit_3_one_message(case: str, runner: CliRunner, tmp_path: Path) -> None:
     text, expected = BROKEN[case]
     (tmp_path / "mlship.yaml").write_text(text)
-    result = runner.invoke(app, ["doctor", str(tmp_path)])
+    result = runner.invoke(app, ["test", str(tmp_path)])
     assert result.exit_code == 3, result.output
     assert expected in " ".join(result.output.split())
     assert "Traceback" not in result.output
@@ -58,3 +58,14 @@ def test_init_missing_notebook(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["init", "--from-notebook", str(tmp_path / "nope.ipynb")])
     assert result.exit_code == 2
     assert "nope.ipynb does not exist" in result.output
+
+
+def test_doctor_reports_a_broken_config_as_a_failed_check(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "mlship.yaml").write_text(VALID_CONFIG + "name: again\n")
+    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
+    assert result.exit_code == 3
+    import json
+
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["mlship.yaml"]["status"] == "fail"
+    assert "duplicate key 'name'" in checks["mlship.yaml"]["detail"]
