@@ -6,7 +6,19 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("docker", "nbconvert", "nbclient", "cookiecutter", "pandas", "sklearn", "numpy", "httpx", "joblib")
+HEAVY = (
+    "docker",
+    "nbconvert",
+    "nbclient",
+    "cookiecutter",
+    "pandas",
+    "sklearn",
+    "numpy",
+    "httpx",
+    "joblib",
+    "pydantic",
+    "yaml",
+)
 
 
 def test_help_imports_no_heavy_module() -> None:
