@@ -141,9 +141,13 @@ def test_a_broken_schema_is_refused_naming_the_field(schema: Any, fragment: str)
     assert fragment in str(caught.value)
 
 
-NUMERIC = {"columns": [{"name": "x", "type": "number", "minimum": -5, "maximum": 5},
-                       {"name": "n", "type": "integer", "minimum": 0},
-                       {"name": "y", "type": "number"}]}
+NUMERIC = {
+    "columns": [
+        {"name": "x", "type": "number", "minimum": -5, "maximum": 5},
+        {"name": "n", "type": "integer", "minimum": 0},
+        {"name": "y", "type": "number"},
+    ]
+}
 
 
 def test_an_all_numeric_schema_is_validated_as_one_float_block() -> None:
@@ -169,7 +173,9 @@ def test_an_all_numeric_schema_is_validated_as_one_float_block() -> None:
         ({"x": 1, "n": 1, "y": None}, "y", "null is not allowed"),
     ],
 )
-def test_the_numeric_block_falls_back_to_exact_messages(row: dict[str, Any], field: str, fragment: str) -> None:
+def test_the_numeric_block_falls_back_to_exact_messages(
+    row: dict[str, Any], field: str, fragment: str
+) -> None:
     contract = InputContract.from_schema(NUMERIC)
     found = problems(contract, [{"x": 0, "n": 0, "y": 0}, row])
     assert [(r, f) for r, f, _ in found] == [(1, field)]

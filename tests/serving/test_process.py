@@ -279,3 +279,53 @@ def test_malformed_raw_http_never_gets_a_5xx_and_the_service_stays_up(
         assert httpx.get(f"{service.url}/health/live").status_code == 200
         assert post(service, ROW).status_code == 200
         assert service.process.poll() is None
+
+
+def test_serve_in_process_with_an_info_built_by_the_cli(make_project: Callable[..., Path]) -> None:
+    """``mlship serve`` passes paths from mlship.yaml: no service.json, other folder and file names."""
+    import shutil
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .conftest import free_port
+
+    project = make_project(hashes=False)
+    (project / "service.json").unlink()
+    shutil.move(project / "model", project / "artifacts")
+    shutil.move(project / "solution.py", project / "fraud_model.py")
+    port = free_port()
+    code = f"""
+import sys
+from mlship.serving import ServiceInfo, ServiceSettings, serve
+info = ServiceInfo(name="fraud", version="dev", artifacts="artifacts/", solution="fraud_model.py")
+sys.exit(serve({str(project)!r}, ServiceSettings.default(), port={port}, info=info, supervise=False))
+"""
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=ROW)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "dev"
+        assert children(process.pid) == set()  # no supervisor: the server is this very process
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_broken_service_json_exits_3_with_one_line(make_project: Callable[..., Path]) -> None:
+    project = make_project()
+    (project / "service.json").write_text('{"serving": {"workers": 0}}')
+    with run_service(project) as service:
+        assert service.process.wait(timeout=30) == 3
+        lines = service.log_lines()
+        assert len(lines) == 1 and "serving.workers" in lines[0]["message"], lines

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,7 +31,7 @@ from .logs import JsonLog
 from .settings import ServiceInfo, ServiceSettings, SettingsError
 
 STARTUP_FAILED = 3
-SETTINGS_ENV = "MLSHIP_SERVING_SETTINGS"
+INFO_ENV = "MLSHIP_SERVING_INFO"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 GRACE_S = 30.0
 
@@ -61,11 +61,10 @@ class _Worker:
 class Supervisor:
     """Starts, watches and stops the worker processes; see the module docstring."""
 
-    def __init__(
-        self, project_dir: Path, settings: ServiceSettings, host: str, port: int, workers: int
-    ) -> None:
+    def __init__(self, project_dir: Path, info: ServiceInfo, host: str, port: int, workers: int) -> None:
         self.project_dir = project_dir.resolve()
-        self.settings = settings
+        self.info = info
+        self.settings = info.serving
         self.host = host
         self.port = port
         self.count = workers
@@ -84,7 +83,7 @@ class Supervisor:
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[(__package__ or "").count(".") + 1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-        env[SETTINGS_ENV] = json.dumps(self.settings.to_dict())
+        env[INFO_ENV] = json.dumps(self.info.to_dict())
         if self._metrics_dir is not None:
             env[MULTIPROC_ENV] = self._metrics_dir
         return env
@@ -210,17 +209,6 @@ def _describe(code: int) -> str:
     return f"exit code {code}"
 
 
-def resolve(project_dir: Path | str, settings: ServiceSettings | None) -> tuple[Path, ServiceSettings]:
-    """The project folder and the settings to use: ``settings`` or service.json's, else the defaults."""
-    project_dir = Path(project_dir)
-    if settings is not None:
-        return project_dir, settings
-    try:
-        return project_dir, ServiceInfo.for_project(project_dir).serving
-    except SettingsError:
-        return project_dir, ServiceSettings.default()  # the worker reports the broken file in one line
-
-
 def serve(
     project_dir: Path | str,
     settings: ServiceSettings | None = None,
@@ -228,28 +216,39 @@ def serve(
     port: int | None = None,
     workers: int | None = None,
     *,
+    info: ServiceInfo | None = None,
     supervise: bool = True,
 ) -> int:
     """Serve the project until SIGTERM/SIGINT; return the process exit code (0, or 3 when it cannot start).
 
-    ``port`` and ``workers`` default to the settings' (service.json's ``serving``, else the defaults). With
-    ``supervise=False`` and one worker the server runs in this very process (no replacement after a crash).
+    ``info`` describes what to serve (default: the project's service.json, else defaults named after the
+    folder — ``mlship serve`` passes one built from mlship.yaml); ``settings`` replaces its serving section;
+    ``port`` and ``workers`` override those. With ``supervise=False`` and one worker the server runs in this
+    very process (nothing replaces it after a crash).
     """
-    project_dir, settings = resolve(project_dir, settings)
-    port = settings.port if port is None else port
-    workers = settings.workers if workers is None else workers
-    settings = settings.with_overrides(port=port, workers=workers)
-    if supervise or workers > 1:
-        return Supervisor(project_dir, settings, host, port, workers).run()
+    project_dir = Path(project_dir)
+    if info is None:
+        try:
+            info = ServiceInfo.for_project(project_dir)
+        except SettingsError as error:
+            JsonLog().error("startup_failed", message=str(error))
+            return STARTUP_FAILED
+    settings = settings or info.serving
+    settings = settings.with_overrides(
+        port=settings.port if port is None else port, workers=settings.workers if workers is None else workers
+    )
+    info = replace(info, serving=settings)
+    if supervise or settings.workers > 1:
+        return Supervisor(project_dir, info, host, settings.port, settings.workers).run()
     from .worker import run_worker
 
-    return run_worker(project_dir, settings, bind_socket(host, port), ready_fd=None, background=True)
+    return run_worker(project_dir, info, bind_socket(host, settings.port), ready_fd=None, background=True)
 
 
-def settings_from_env() -> ServiceSettings | None:
-    """The settings the supervisor handed to this worker, if any."""
-    raw = os.environ.get(SETTINGS_ENV)
+def info_from_env() -> ServiceInfo | None:
+    """What the supervisor told this worker to serve, if it did."""
+    raw = os.environ.get(INFO_ENV)
     if not raw:
         return None
     data: Any = json.loads(raw)
-    return ServiceSettings.from_dict(data)
+    return ServiceInfo.from_dict(data, where=INFO_ENV)

@@ -190,6 +190,13 @@ class ServiceInfo:
             raise SettingsError(f"{path}: cannot be read as JSON: {error}") from error
         return cls.from_dict(data, where=str(path))
 
+    def to_dict(self) -> dict[str, Any]:
+        """service.json content for this service (the inverse of ``from_dict``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["serving"] = self.serving.to_dict()
+        data["artifact_sha256"] = dict(self.artifact_sha256)
+        return data
+
     @classmethod
     def for_project(cls, project_dir: Path | str) -> ServiceInfo:
         """service.json from ``project_dir`` when it exists, else defaults named after the folder."""

@@ -14,13 +14,13 @@ import uvicorn
 from .app import create_app
 from .loading import StartupError
 from .logs import JsonLog, uvicorn_log_config
-from .runner import STARTUP_FAILED, graceful_timeout, settings_from_env
-from .settings import ServiceSettings
+from .runner import STARTUP_FAILED, graceful_timeout, info_from_env
+from .settings import ServiceInfo
 
 
 def run_worker(
     project_dir: Path,
-    settings: ServiceSettings | None,
+    info: ServiceInfo | None,
     sock: socket.socket,
     ready_fd: int | None,
     background: bool,
@@ -43,7 +43,7 @@ def run_worker(
             server.should_exit = True
 
     try:
-        app = create_app(project_dir, settings, on_ready=on_ready, on_fatal=on_fatal)
+        app = create_app(project_dir, info=info, on_ready=on_ready, on_fatal=on_fatal)
     except StartupError as error:
         JsonLog().error("startup_failed", message=str(error))
         return STARTUP_FAILED
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background", action="store_true")
     args = parser.parse_args(argv)
     sock = socket.socket(fileno=args.fd)
-    return run_worker(args.project, settings_from_env(), sock, args.ready_fd, args.background)
+    return run_worker(args.project, info_from_env(), sock, args.ready_fd, args.background)
 
 
 if __name__ == "__main__":
