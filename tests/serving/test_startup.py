@@ -253,6 +253,13 @@ print("standalone ok")
 
 
 def test_service_info_round_trips_through_json() -> None:
-    info = ServiceInfo.from_dict({"name": "n", "version": "v3", "artifact_sha256": {"model/a": "0" * 64},
-                                  "serving": {"workers": 2, "batching": {"max_size": 8}}, "example": ROW})
+    info = ServiceInfo.from_dict(
+        {
+            "name": "n",
+            "version": "v3",
+            "artifact_sha256": {"model/a": "0" * 64},
+            "serving": {"workers": 2, "batching": {"max_size": 8}},
+            "example": ROW,
+        }
+    )
     assert ServiceInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info

@@ -62,7 +62,7 @@ def test_openapi_31_validates_and_states_every_limit(client_for: Any) -> None:
     assert properties["score"]["type"] == ["number", "null"]
     assert document["components"]["schemas"]["Rows"]["maxItems"] == 321
     predict = document["paths"]["/predict"]["post"]
-    assert set(predict["responses"]) == {"200", "413", "415", "422", "500", "503", "504"}
+    assert set(predict["responses"]) == {"200", "408", "413", "415", "422", "500", "503", "504"}
     example = predict["requestBody"]["content"]["application/json"]["examples"]["one_row"]["value"]
     assert example == ROW
 

@@ -48,6 +48,7 @@ INPUTS = "mlship.inputs"
 STATUS = "mlship.status"
 HEADERS = "mlship.headers"
 WATCH_AFTER_S = 0.02
+BODY_TIMEOUT_S = 30.0  # at least; serving.timeout_s when longer
 _REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _JSON = b"application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -209,6 +210,7 @@ class PredictEndpoint:
         self.limit = service.settings.max_body_bytes
         self.max_rows = service.settings.max_batch_rows
         self.timeout = service.settings.timeout_s
+        self.body_timeout = max(BODY_TIMEOUT_S, service.settings.timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -292,8 +294,17 @@ class PredictEndpoint:
             raise _Refused(413, too_large)
         chunks: list[bytes] = []
         size = 0
+        deadline: float | None = None
         while True:
-            message = await receive()
+            if deadline is None:
+                message = await receive()  # the usual case: the whole body is already here
+            else:
+                remaining = deadline - time.monotonic()
+                try:
+                    message = await asyncio.wait_for(receive(), remaining if remaining > 0 else 0)
+                except (TimeoutError, asyncio.TimeoutError):
+                    self.service.metrics.rejected.labels("body_timeout").inc()
+                    raise _Refused(408, f"the body did not arrive within {self.body_timeout:g} s") from None
             if message["type"] == "http.disconnect":
                 raise _ClientGone
             chunk = message.get("body", b"")
@@ -305,6 +316,8 @@ class PredictEndpoint:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            if deadline is None:  # a slow or stalled client must not hold its slot for ever
+                deadline = time.monotonic() + self.body_timeout
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _wait(self, runner: ModelRunner, job: Job, receive: Receive) -> Outcome:

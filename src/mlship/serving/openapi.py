@@ -175,6 +175,7 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
                     }
                 },
             },
+            "408": _error_response("The body did not arrive in time (a stalled client)."),
             "413": _error_response(f"Body over {limit_mb} MB or more than {settings.max_batch_rows} rows."),
             "415": _error_response("Content-Type is not application/json (the body is not read)."),
             "422": _error_response(
