@@ -205,3 +205,23 @@ def test_the_limit_admits_exactly_max_concurrency(client_for: Any, limit: int) -
         thread.join()
     statuses = sorted(result[0].status_code for _, result in threads)
     assert statuses == [200] * limit + [503] * 2
+
+
+def test_after_a_busy_batch_a_lone_request_waits_at_most_max_wait_once(client_for: Any) -> None:
+    client = client_for("slow", serving={"batching": {"max_size": 64, "max_wait_ms": 300}})
+    model = model_of(client)
+    model.batches.clear()
+    blocker, _ = in_thread(lambda: client.post("/predict", json={**ROW, "delay": 0.5}))
+    time.sleep(0.15)
+    threads = [in_thread(lambda: client.post("/predict", json={**ROW, "delay": 0.0})) for _ in range(4)]
+    blocker.join()
+    for thread, _ in threads:
+        thread.join()
+    assert model.batches == [1, 4]
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        assert client.post("/predict", json={**ROW, "delay": 0.0}).status_code == 200
+        timings.append(time.perf_counter() - started)
+    assert 0.25 <= timings[0] < 1.0  # expected 4 like the last batch: waited, but no longer than max_wait
+    assert timings[1] < 0.2 and timings[2] < 0.2  # the batch of 1 reset the expectation

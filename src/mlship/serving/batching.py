@@ -1,10 +1,11 @@
 """Adaptive micro-batching: concurrent requests share one DataFrame and one model call, in one thread.
 
 The event loop never runs the model. Requests queue as jobs; whenever the model thread is idle the
-pending jobs (up to ``max_size`` rows) go to it as one batch. A lone request is dispatched at once. While
-the model is busy, new requests accumulate and form the next batch, so the batch grows with the load.
-Only when other requests are already on their way in (admitted, body still being read or validated)
-does a ready batch wait for them, and never longer than ``max_wait_ms``.
+pending jobs (up to ``max_size`` rows) go to it as one batch, at the end of the current loop iteration.
+While the model is busy, new requests accumulate and form the next batch, so the batch grows with the
+load. A ready batch waits for more (never longer than ``max_wait_ms``) only when more are on their way:
+requests already admitted whose body is still being read, or fewer requests than the last batch had (the
+clients it answered are likely to come back). A lone client's request is therefore dispatched at once.
 
 If a batch fails, each of its requests is run again on its own, so that one bad input fails only the
 request that sent it.
@@ -72,6 +73,7 @@ class ModelRunner:
         self._busy = False
         self._timer: asyncio.Handle | None = None
         self._waiting = False
+        self._expected = 1  # requests in the last batch: as many are likely to come back
         self._batches: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="mlship-model", daemon=True)
         self._thread.start()
@@ -100,7 +102,8 @@ class ModelRunner:
         """
         if self._busy or not self._pending:
             return
-        wait = self.arriving > 0 and self._pending_rows < self._max_rows and self._max_wait_s > 0
+        expecting = self.arriving > 0 or len(self._pending) < self._expected
+        wait = expecting and self._pending_rows < self._max_rows and self._max_wait_s > 0
         if self._timer is not None:
             if wait or not self._waiting:
                 return  # already scheduled
@@ -132,6 +135,7 @@ class ModelRunner:
             batch.append(job)
             rows += len(job.rows)
         if batch:
+            self._expected = len(batch)
             self._busy = True
             self._batches.put(batch)
 
