@@ -126,7 +126,7 @@ def test_a_body_in_pieces_is_put_together(app_for: Callable[..., Any]) -> None:
 def test_a_stalled_body_is_408_and_frees_its_slot(
     app_for: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlship.serving.app as app_module
+    import mlship.serving.predict as app_module
 
     monkeypatch.setattr(app_module, "BODY_TIMEOUT_S", 0.3)
 
