@@ -598,10 +598,8 @@ def run(project: Path, workers: dict[str, int], args: argparse.Namespace) -> int
     if args.image:
         figures["image"] = Figures("image")
         bench_image(args.image, figures["image"], args.duration, script, rows)
-    for kind, proba in (
-        ("predict", False),
-        ("predict+proba", True),
-    ):  # again: the lower is the less disturbed
+    # measured again: the lower of the two is the less disturbed
+    for kind, proba in (("predict", False), ("predict+proba", True)):
         own[kind] = min(own[kind], model_own_time(pipeline, rows[0], proba=proba))
     figures["model only"] = alone
     return report(figures, own, answers, workers, args.json)
