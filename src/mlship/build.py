@@ -28,7 +28,7 @@ from mlship.config import load_project
 from mlship.console import console
 from mlship.context import runtime_source, stage_context
 from mlship.deps import STATE_DIR, freeze
-from mlship.dockerfile import check_image_reference
+from mlship.dockerfile import SBOM_PATH, check_image_reference
 from mlship.errors import BuildFailed, MlshipError
 from mlship.solution_check import check_solution
 
@@ -38,6 +38,8 @@ LABEL_CREATED = "org.opencontainers.image.created"
 LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_MLSHIP_BASE_DIGEST = "dev.mlship.base.digest"
+LABEL_SBOM_SHA256 = "dev.mlship.sbom.sha256"
+SBOM_FILE = "sbom.cdx.json"
 DEFAULT_TAG = "dev"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -57,6 +59,7 @@ class BuildResult(BaseModel):
     requirements_reused: bool
     dockerfile_path: Path
     openapi_path: Path
+    sbom_path: Path
     model_sha256: str
     left_out: list[str]
     steps: int
@@ -137,10 +140,13 @@ def build_project(
                 staged.directory, ref, labels=labels, no_cache=no_cache, on_log=_tracking(progress, reused)
             )
         lap("engine")
+        sbom_sha256 = record_sbom(built.ref, state / SBOM_FILE)
+        stamped = stamp_labels(built.id, built.ref, {LABEL_SBOM_SHA256: sbom_sha256})
+        lap("sbom")
     return BuildResult(
         project=project.root,
         image_ref=built.ref,
-        image_id=built.id,
+        image_id=stamped,
         size_bytes=built.size_bytes,
         seconds=round(time.monotonic() - started, 2),
         labels=image.image_labels(built.ref),
@@ -149,6 +155,7 @@ def build_project(
         requirements_reused=lock.reused,
         dockerfile_path=dockerfile_path,
         openapi_path=openapi_path,
+        sbom_path=state / SBOM_FILE,
         model_sha256=staged.model_sha256,
         left_out=staged.left_out,
         steps=built.steps,
@@ -171,6 +178,29 @@ def _tracking(progress: Callable[[str], None], reused: list[str]) -> Callable[[s
             reused.append(current[0])
 
     return on_log
+
+
+def record_sbom(ref: str, target: Path) -> str:
+    """Copy the image's SBOM (made in its build) to `target`; return its sha256 as computed in the image."""
+    with image.run(ref) as running:
+        summed = running.exec(["sha256sum", SBOM_PATH])
+        content = running.exec(["cat", SBOM_PATH])
+    digest = summed.output.split()[0] if summed.exit_code == 0 and summed.output.strip() else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest) or content.exit_code != 0:
+        raise BuildFailed(
+            f"{ref}: the SBOM {SBOM_PATH} could not be read from the image ({summed.output.strip()[:200]})",
+            hint="build again with --no-cache; if it repeats, report it",
+        )
+    target.write_text(content.output, encoding="utf-8")
+    return digest
+
+
+def stamp_labels(image_id: str, ref: str, labels: dict[str, str]) -> str:
+    """Tag as `ref` the image `image_id` with more labels (a FROM-only build: metadata, no layer); return
+    the new image's ID."""
+    with tempfile.TemporaryDirectory(prefix="mlship-stamp-") as context:
+        (Path(context) / "Dockerfile").write_text(f"FROM {image_id}\n", encoding="utf-8")
+        return image.build(Path(context), ref, labels=labels).id
 
 
 def build_labels(

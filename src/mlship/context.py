@@ -35,8 +35,16 @@ from mlship import __version__
 from mlship.config import Project
 from mlship.console import console
 from mlship.deps import FreezeResult, sha256_file
-from mlship.dockerfile import DOCKERIGNORE, RUNTIME_PACKAGE, DockerfileContext, render_dockerfile
+from mlship.dockerfile import (
+    DOCKERIGNORE,
+    PACKAGING_TOOLS,
+    RUNTIME_PACKAGE,
+    SBOM_REQUIREMENTS,
+    DockerfileContext,
+    render_dockerfile,
+)
 from mlship.errors import BuildFailed
+from mlship.templates import templates_dir
 
 SCHEMA_FILE = "schema.json"
 SERVICE_FILE = "service.json"
@@ -195,7 +203,9 @@ def stage_context(
     files = stage_service_files(project, directory, version=version, local_modules=local_modules)
     artifact_sha256, schema_sha256 = files.artifact_sha256, files.schema_sha256
     requirements_sha256 = _copy_file(lock.lock_path, directory / REQUIREMENTS_FILE)
+    _copy_file(templates_dir() / SBOM_REQUIREMENTS, directory / "sbom-requirements.txt")
     _copy_runtime(directory / RUNTIME_PACKAGE)
+    locked = {pin.split("==")[0].lower() for pin in lock.packages}
     model_sha256 = manifest_sha256(artifact_sha256)
     labels = {
         **config.image.labels,
@@ -223,6 +233,7 @@ def stage_context(
             env=dict(config.image.env),
             system_packages=tuple(config.image.system_packages),
             local_modules=tuple(files.local_modules),
+            packaging_tools=tuple(tool for tool in PACKAGING_TOOLS if tool not in locked),
             fields={"base_image": base_field},
         )
     )

@@ -13,10 +13,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mlship.errors import ConfigError
+from mlship.errors import ConfigError, MlshipError, UsageError
 from mlship.templates import templates_dir
 
 TEMPLATE = "Dockerfile.j2"
+SBOM_REQUIREMENTS = "sbom/requirements.txt"  # under templates/: the hashed lock of cyclonedx-bom
+SBOM_PATH = "/app/sbom.cdx.json"
+PACKAGING_TOOLS = ("pip", "setuptools", "wheel")
 RUNTIME_PACKAGE = "mlship_serving"
 APP_UID = 10001
 
@@ -52,6 +55,7 @@ class DockerfileContext:
     env: dict[str, str] = field(default_factory=dict)
     system_packages: tuple[str, ...] = ()
     local_modules: tuple[str, ...] = ()
+    packaging_tools: tuple[str, ...] = ()  # removed from /opt/venv after the install (not in the lock)
     uid: int = APP_UID
     fields: dict[str, str] = field(default_factory=dict)
 
@@ -74,13 +78,10 @@ class DockerfileContext:
 
     def validate(self) -> None:
         """Refuse any value that could change the Dockerfile's structure; ConfigError names the field."""
-        base_field = self.fields.get("base_image", "image.base")
-        _single_line(self.base_image, base_field)
-        if not _IMAGE_REFERENCE.match(self.base_image):
-            raise ConfigError(
-                f"{base_field}: '{self.base_image}' is not a container image reference",
-                hint="use a reference such as 'python:3.11-slim' or 'registry.example.com/team/python:3.11'",
-            )
+        check_image_reference(self.base_image, self.fields.get("base_image", "image.base"))
+        for tool in self.packaging_tools:
+            if not _PACKAGE.match(tool):
+                raise ConfigError(f"requirements: {tool!r} is not a package name")
         for package in self.system_packages:
             if not _PACKAGE.match(package):
                 raise ConfigError(
@@ -97,6 +98,21 @@ class DockerfileContext:
             _check_path(module, self.fields.get("solution", "model.solution"))
         if not 1 <= self.port <= 65535 or self.workers < 1:
             raise ConfigError("serving.port / serving.workers: out of range", hint="see mlship.schema.json")
+
+
+def check_image_reference(value: str, field_name: str) -> None:
+    """Refuse anything but an image reference; UsageError for a command-line option, else ConfigError."""
+    error: type[MlshipError] = UsageError if field_name.startswith("--") else ConfigError
+    if _CONTROL.search(value):
+        raise error(
+            f"{field_name}: must be a single line without control characters",
+            hint="a newline would inject a Dockerfile instruction; remove it",
+        )
+    if not _IMAGE_REFERENCE.match(value):
+        raise error(
+            f"{field_name}: '{value}' is not a container image reference",
+            hint="use a reference such as 'python:3.11-slim' or 'registry.example.com/team/python:3.11'",
+        )
 
 
 def _single_line(value: str, field_name: str) -> None:
@@ -172,6 +188,7 @@ def render_dockerfile(context: DockerfileContext) -> str:
         artifacts=context.artifacts,
         local_modules=list(context.local_modules),
         system_packages=list(context.system_packages),
+        packaging_tools=list(context.packaging_tools),
         env=dict(context.env),
         labels=dict(sorted(context.labels.items())),
         mlship_version=context.mlship_version,

@@ -6,8 +6,11 @@ pip-compile by a fake script (tests/unit/test_deps.py has one real pip-tools tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +52,20 @@ class FakeEngine:
         )
 
     def image_labels(self, ref: str) -> dict[str, str]:
-        build = self.builds[-1]
-        return {**build["labels"], "from-dockerfile": "yes"}
+        merged = {key: value for build in self.builds for key, value in (build.get("labels") or {}).items()}
+        return {**merged, "from-dockerfile": "yes"}
+
+    @contextmanager
+    def run(self, ref: str, **options: Any) -> Iterator[Any]:
+        sbom = '{"bomFormat": "CycloneDX"}\n'
+
+        class Container:
+            def exec(self, command: list[str]) -> image.ExecResult:
+                if command[0] == "sha256sum":
+                    return image.ExecResult(0, f"{hashlib.sha256(sbom.encode()).hexdigest()}  {command[1]}\n")
+                return image.ExecResult(0, sbom)
+
+        yield Container()
 
 
 @pytest.fixture
@@ -59,6 +74,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     monkeypatch.setattr(image, "connect", fake.connect)
     monkeypatch.setattr(image, "build", fake.build)
     monkeypatch.setattr(image, "image_labels", fake.image_labels)
+    monkeypatch.setattr(image, "run", fake.run)
     monkeypatch.setattr(image, "exists", lambda ref: True)
     monkeypatch.setattr(image, "image_digest", lambda ref: "sha256:" + "b" * 64, raising=False)
     return fake
@@ -115,6 +131,10 @@ def test_json_output_has_the_build_result(
     assert payload["seconds"] > 0
     assert payload["requirements_path"] == str(project / "requirements.lock.txt")
     assert payload["labels"]["from-dockerfile"] == "yes"
+    sbom = (project / ".mlship" / "sbom.cdx.json").read_bytes()
+    assert payload["labels"]["dev.mlship.sbom.sha256"] == hashlib.sha256(sbom).hexdigest()
+    assert payload["sbom_path"] == str(project / ".mlship" / "sbom.cdx.json")
+    assert engine.builds[1]["dockerfile"] == f"FROM {'sha256:' + '1' * 64}\n"  # the label stamp
     assert engine.builds[0]["no_cache"] is True
 
 

@@ -60,11 +60,13 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built(template_project: Path, base_image: str) -> BuildResult:
+def built(template_project: Path, base_image: str) -> Iterator[BuildResult]:
     tag = f"mlship-test-build:{int(time.time())}"
     result = build_project(template_project, tag=tag, base_image=base_image)
     print(f"\ncold build: {result.seconds:.1f} s, image {result.size_bytes / 1e6:.0f} MB")
-    return result
+    yield result
+    for ref in (tag, f"{tag}-model2"):
+        image.remove(ref)
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +203,40 @@ def test_the_dependencies_are_installed_from_hashes(built: BuildResult) -> None:
     assert "--hash=sha256:" in lock and re.search(r"^starlette==", lock, re.MULTILINE)
 
 
+def locked(built: BuildResult) -> dict[str, str]:
+    """{normalised name: version} of the lock the image was built from."""
+    pins = re.findall(
+        r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", built.requirements_path.read_text(), re.M
+    )
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def test_the_python_environment_is_exactly_the_lock(
+    container: image.RunningContainer, built: BuildResult
+) -> None:
+    listing = container.exec(
+        ["/opt/venv/bin/python", "-c", "import importlib.metadata as m, json; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"]
+    )  # fmt: skip
+    installed = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in json.loads(listing.output).items()}
+    assert installed == locked(built)  # pip and setuptools are gone too: nothing unlocked is left
+
+
+def test_the_sbom_is_in_the_image_lists_the_lock_and_its_hash_is_labelled(
+    container: image.RunningContainer, built: BuildResult
+) -> None:
+    labels = image.image_labels(built.image_ref)
+    inside = container.exec(["sha256sum", "/app/sbom.cdx.json"]).output.split()[0]
+    assert labels["dev.mlship.sbom.sha256"] == inside == sha256_file(built.sbom_path)
+    sbom = json.loads(built.sbom_path.read_text())
+    assert sbom["bomFormat"] == "CycloneDX"
+    components = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c["version"] for c in sbom["components"]}
+    assert components == locked(built)
+    generator = container.exec(["sh", "-c", "ls /tmp/cyclonedx 2>&1; "
+                                "/opt/venv/bin/python -c 'import cyclonedx' 2>&1"]).output  # fmt: skip
+    assert "No such file" in generator and "ModuleNotFoundError" in generator
+
+
 def _layers(ref: str) -> list[str]:
     return list(image.connect().images.get(ref).attrs["RootFS"]["Layers"])
 
@@ -226,18 +262,23 @@ def test_a_model_only_change_rebuilds_only_the_last_layers(
 
     assert rebuilt.requirements_reused
     reused = " | ".join(rebuilt.reused_steps)
-    for step in ("COPY requirements.txt", "RUN /opt/venv/bin/python -m pip install", "COPY mlship_serving/"):
+    for step in (
+        "COPY requirements.txt",
+        "RUN /opt/venv/bin/python -m pip install",
+        "RUN python3 -m venv /tmp/cyclonedx",
+    ):
         assert step in reused, f"{step} was rebuilt; reused: {reused}"
     assert 'COPY ["model"' not in reused
     assert rebuilt.model_sha256 != built.model_sha256
     before, after = _layers(built.image_ref), _layers(rebuilt.image_ref)
     dockerfile = built.dockerfile_path.read_text()
     lines = [line for line in dockerfile.splitlines() if re.match(r"^(RUN|COPY) ", line)]
+    runtime_layer = next(i for i, line in enumerate(lines) if line.startswith("COPY mlship_serving/"))
     model_layer = next(i for i, line in enumerate(lines) if line.startswith('COPY ["model"'))
     base_layers = len(before) - len(lines)
-    unchanged = base_layers + model_layer
-    assert before[:unchanged] == after[:unchanged]  # base, venv, requirements, pip install, runtime, code
-    assert before[unchanged] != after[unchanged]  # the model layer
+    dependencies = base_layers + runtime_layer  # base, venv, requirements, pip install, SBOM
+    assert before[:dependencies] == after[:dependencies]
+    assert before[base_layers + model_layer] != after[base_layers + model_layer]
     assert rebuilt.seconds < 60
 
 

@@ -64,6 +64,7 @@ def test_only_the_allow_list_is_staged(tmp_path: Path, fake_runtime: Path) -> No
         "Dockerfile",
         ".dockerignore",
         "requirements.txt",
+        "sbom-requirements.txt",
         "schema.json",
         "service.json",
         "solution.py",

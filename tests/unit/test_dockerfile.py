@@ -35,6 +35,7 @@ MINIMAL = DockerfileContext(
     artifacts="model",
     mlship_version="0.1.0",
     command="mlship build",
+    packaging_tools=("pip", "setuptools", "wheel"),
     labels={
         "org.opencontainers.image.title": "fraud-detector",
         "dev.mlship.model.sha256": "a" * 64,
@@ -54,6 +55,7 @@ FULL = replace(
     command="mlship build --base-image registry.example.com:5000/team/python:3.12-slim",
     env={"OMP_NUM_THREADS": "1", "GREETING": 'say "hi" to $USER \\o/'},
     system_packages=("libgomp1", "curl=7.88.1-10+deb12u5"),
+    packaging_tools=(),
     local_modules=("src/features.py", "src/helpers/__init__.py"),
     labels={**MINIMAL.labels, "team": "payments", "note": 'costs $5 "each"'},
 )
@@ -88,10 +90,12 @@ def index_of(lines: list[str], prefix: str) -> int:
 @pytest.mark.parametrize("context", [MINIMAL, FULL])
 def test_layers_go_from_least_to_most_often_changed(context: DockerfileContext) -> None:
     lines = instructions(render_dockerfile(context))
+    assert lines[0] == f"FROM {context.base_image}"
     order = [
-        index_of(lines, "FROM "),
-        index_of(lines, "COPY requirements.txt"),
+        index_of(lines, "RUN python3 -m venv /opt/venv"),
+        index_of(lines, "COPY requirements.txt sbom-requirements.txt /app/"),
         index_of(lines, "RUN /opt/venv/bin/python -m pip install"),
+        index_of(lines, "RUN python3 -m venv /tmp/cyclonedx"),
         index_of(lines, "COPY mlship_serving/"),
         index_of(lines, f'COPY ["{context.solution}"'),
         index_of(lines, "COPY schema.json"),
@@ -102,9 +106,27 @@ def test_layers_go_from_least_to_most_often_changed(context: DockerfileContext) 
     ]
     assert order == sorted(order)
     if context.system_packages:
-        assert index_of(lines, "RUN apt-get update") < order[1]
+        assert index_of(lines, "RUN apt-get update") < order[0]
     for module in context.local_modules:
-        assert order[3] < index_of(lines, f'COPY ["{module}"') < order[6]
+        assert order[4] < index_of(lines, f'COPY ["{module}"') < order[7]
+
+
+def test_the_sbom_generator_is_installed_run_and_removed_in_one_step() -> None:
+    lines = instructions(render_dockerfile(MINIMAL))
+    generate = lines[index_of(lines, "RUN python3 -m venv /tmp/cyclonedx")]
+    assert "--require-hashes" in generate and "-r /app/sbom-requirements.txt" in generate
+    assert "cyclonedx-py environment --output-reproducible" in generate
+    assert "--output-file /app/sbom.cdx.json /opt/venv" in generate
+    assert generate.endswith("&& rm -rf /tmp/cyclonedx")
+    assert [line for line in lines if "cyclonedx" in line] == [generate]
+
+
+def test_packaging_tools_not_in_the_lock_are_removed_after_the_install() -> None:
+    lines = instructions(render_dockerfile(MINIMAL))
+    install = lines[index_of(lines, "RUN /opt/venv/bin/python -m pip install")]
+    assert install.endswith("&& /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools wheel")
+    full = instructions(render_dockerfile(FULL))
+    assert "uninstall" not in full[index_of(full, "RUN /opt/venv/bin/python -m pip install")]
 
 
 def test_dependencies_install_only_from_hashes_into_a_venv() -> None:
@@ -125,7 +147,7 @@ def test_system_packages_layer_only_when_there_are_packages() -> None:
 def test_runs_as_a_non_root_user_with_an_exec_form_entrypoint() -> None:
     lines = instructions(render_dockerfile(FULL))
     assert lines[index_of(lines, "USER ")] == "USER 10001:10001"
-    assert "useradd --system --uid 10001" in lines[index_of(lines, "RUN python3 -m venv")]
+    assert "useradd --system --uid 10001" in lines[index_of(lines, "RUN python3 -m venv /opt/venv")]
     entrypoint = json.loads(lines[index_of(lines, "ENTRYPOINT ")].removeprefix("ENTRYPOINT "))
     assert entrypoint == [
         "/opt/venv/bin/python", "-m", "mlship_serving", "--project", "/app/project",
@@ -173,6 +195,7 @@ def test_header_names_the_command_that_reproduces_it() -> None:
         ({"artifacts": "../outside"}, "model.artifacts"),
         ({"solution": '/etc/passwd"]'}, "model.solution"),
         ({"command": INJECTION}, "command"),
+        ({"packaging_tools": ("pip && rm -rf /",)}, "requirements"),
     ],
 )
 def test_a_value_that_could_inject_an_instruction_is_refused(change: dict[str, object], field: str) -> None:
