@@ -50,6 +50,7 @@ def _render(result: Any) -> None:
     console.print(f"  Dockerfile    {result.dockerfile_path}")
     if result.openapi_path:
         console.print(f"  OpenAPI       {result.openapi_path}")
+    console.print(f"  SBOM          {result.sbom_path}")
     console.print(f"  model sha256  {result.model_sha256}")
 
 
