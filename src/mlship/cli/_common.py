@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.markup import escape
 
 from mlship.console import console, emit_json
 from mlship.errors import ExitCode, MlshipError
@@ -27,20 +28,28 @@ class _State:
 STATE = _State()
 
 
+def one_line(text: str) -> str:
+    """A message as one line: every run of whitespace (newlines included) becomes one space."""
+    return " ".join(text.split())
+
+
 def render_error(error: MlshipError, as_json: bool) -> None:
+    """Print the error (one line) and its hint on stderr; with --json, also the error as JSON on stdout."""
+    message = one_line(error.message)
     if as_json:
         emit_json(
             {
                 "ok": False,
-                "error": error.message,
+                "error": message,
                 "hint": error.hint,
                 "exit_code": int(error.exit_code),
                 "kind": type(error).__name__,
             }
         )
-    console.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+    # Messages and hints quote user input and tool output ("[/]", "[notice]", "[[registry]]"): never markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     if error.hint:
-        console.print(f"[dim]hint:[/] {error.hint}", soft_wrap=True)
+        console.print(f"[dim]hint:[/] {escape(error.hint)}", soft_wrap=True)
 
 
 def boundary(func: Callable[P, R]) -> Callable[P, R]:
