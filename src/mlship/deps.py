@@ -5,10 +5,11 @@ with every package pinned and hashed, `requirements.lock.txt` in the project (co
 installs with `pip install --require-hashes --no-deps`. The resolve runs in mlship's own interpreter
 (pip-tools resolves for the Python that runs it), so mlship warns when the project's `python` differs.
 
-What the cache records (`.mlship/freeze.json`): the sha256 of the inputs (both files, the interpreter's
-major.minor, the pip-compile options) and of the lock it produced. The resolve is skipped when both still
-match; a lock edited by hand is resolved again, with its pins as preferences. Nothing is written to the
-project's own files unless the resolve succeeded.
+The lock's header records two sha256 digests: of the inputs (both files, the project's Python, the
+interpreter's major.minor, the pip-compile options) and of the lock's body. The resolve is skipped when
+both still match, also in a fresh clone (CI): the record travels with the committed lock. A lock edited by
+hand is resolved again, with its pins as preferences. Nothing is written to the project's own files unless
+the resolve succeeded; pip-compile itself writes only under `.mlship/`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from mlship.errors import BuildFailed
 LOCK_FILE = "requirements.lock.txt"
 REQUIREMENTS_IN = "requirements.in"
 STATE_DIR = ".mlship"
-CACHE_FILE = "freeze.json"
 RUNTIME_INPUT = "mlship-serving.in"  # the serving runtime's requirements, as staged under .mlship/
 COMPILE_OPTIONS = (
     "--generate-hashes",
@@ -77,8 +77,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def header(project_python: str, resolved_with: str) -> str:
-    """The comment block at the top of every lock file: who wrote it and how to regenerate it."""
+def header(project_python: str, resolved_with: str, inputs: str = "", body: str = "") -> str:
+    """The comment block at the top of every lock file: who wrote it, how to regenerate it, and the
+    digests of its inputs and its body (to skip the next resolve when nothing changed)."""
     command = " ".join(["python -m piptools compile", *COMPILE_OPTIONS])
     return (
         "#\n"
@@ -88,6 +89,8 @@ def header(project_python: str, resolved_with: str) -> str:
         f"#    {command} \\\n"
         f"#      --output-file=.mlship/requirements.txt {REQUIREMENTS_IN} {STATE_DIR}/{RUNTIME_INPUT}\n"
         f"# ({STATE_DIR}/{RUNTIME_INPUT} holds the requirements of mlship's serving runtime.)\n"
+        f"# inputs sha256: {inputs}\n"
+        f"# body sha256: {hashlib.sha256(body.encode('utf-8')).hexdigest()}\n"
         "#\n"
     )
 
@@ -110,19 +113,16 @@ def freeze(project: Project, runtime_requirements: Path, *, timeout_s: float = T
             f"[yellow]note:[/] no {REQUIREMENTS_IN} in {root}: only the serving runtime is installed"
         )
     runtime_text = runtime_requirements.read_text(encoding="utf-8")
-    inputs = _inputs_digest(user_text, runtime_text, resolved_with)
+    inputs = _inputs_digest(user_text, runtime_text, resolved_with, project_python)
     lock = root / LOCK_FILE
-    cache = root / STATE_DIR / CACHE_FILE
-    reused = _unchanged(cache, lock, inputs, project_python)
+    reused = _unchanged(lock, inputs)
     if not reused:
         body = _run_pip_compile(
             root, runtime_text, user_text, has_input=requirements_in.is_file(), timeout_s=timeout_s
         )
         temporary = lock.with_name(lock.name + ".tmp")
-        temporary.write_text(header(project_python, resolved_with) + body, encoding="utf-8")
+        temporary.write_text(header(project_python, resolved_with, inputs, body) + body, encoding="utf-8")
         temporary.replace(lock)
-        record = {"inputs": inputs, "lock_sha256": sha256_file(lock), "python": project_python}
-        cache.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return FreezeResult(
         lock_path=lock,
         sha256=sha256_file(lock),
@@ -144,18 +144,23 @@ def _warn_on_python_mismatch(project_python: str, resolved_with: str) -> None:
         )
 
 
-def _unchanged(cache: Path, lock: Path, inputs: str, project_python: str) -> bool:
-    """True when the lock file was produced from exactly these inputs and not edited since."""
+def split_lock(text: str) -> tuple[str, str]:
+    """(header, body) of a lock file: the header is the leading block of comment lines."""
+    lines = text.splitlines(keepends=True)
+    count = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    return "".join(lines[:count]), "".join(lines[count:])
+
+
+def _unchanged(lock: Path, inputs: str) -> bool:
+    """True when the lock's header says it came from exactly these inputs and its body is as written."""
     try:
-        recorded = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        head, body = split_lock(lock.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
         return False
+    recorded = dict(re.findall(r"^# (inputs|body) sha256: ([0-9a-f]{64})$", head, re.MULTILINE))
     return (
-        isinstance(recorded, dict)
-        and lock.is_file()
-        and recorded.get("inputs") == inputs
-        and recorded.get("python") == project_python
-        and recorded.get("lock_sha256") == sha256_file(lock)
+        recorded.get("inputs") == inputs
+        and recorded.get("body") == hashlib.sha256(body.encode("utf-8")).hexdigest()
     )
 
 
@@ -298,12 +303,18 @@ def _refuse_local_paths(lock_body: str) -> None:
             )
 
 
-# --- cache ----------------------------------------------------------------------------------------------
+# --- inputs ----------------------------------------------------------------------------------------------
 
 
-def _inputs_digest(user_text: str, runtime_text: str, resolved_with: str) -> str:
+def _inputs_digest(user_text: str, runtime_text: str, resolved_with: str, project_python: str) -> str:
     payload = json.dumps(
-        {"in": user_text, "runtime": runtime_text, "python": resolved_with, "options": COMPILE_OPTIONS},
+        {
+            "in": user_text,
+            "runtime": runtime_text,
+            "resolved_with": resolved_with,
+            "python": project_python,
+            "options": COMPILE_OPTIONS,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

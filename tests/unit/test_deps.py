@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,26 @@ def test_unchanged_inputs_skip_the_resolve(project: Project, runtime: Path, fake
     assert len(calls(fake)) == 1
     assert second.reused and second.sha256 == first.sha256
     assert second.packages == first.packages
+
+
+def test_a_fresh_clone_with_the_committed_lock_skips_the_resolve(
+    project: Project, runtime: Path, fake: Path
+) -> None:
+    first = deps.freeze(project, runtime)
+    shutil.rmtree(project.root / ".mlship")  # ignored by git: a fresh clone has only the lock
+
+    second = deps.freeze(project, runtime)
+
+    assert second.reused and second.sha256 == first.sha256
+    assert len(calls(fake)) == 1
+
+
+def test_the_header_records_the_inputs_and_body_digests(project: Project, runtime: Path, fake: Path) -> None:
+    text = deps.freeze(project, runtime).lock_path.read_text()
+    head, body = deps.split_lock(text)
+    assert re.search(r"^# inputs sha256: [0-9a-f]{64}$", head, re.MULTILINE)
+    assert f"# body sha256: {hashlib.sha256(body.encode()).hexdigest()}\n" in head
+    assert body.startswith("pandas==1.0")
 
 
 @pytest.mark.parametrize("change", ["requirements.in", "runtime", "lock edited", "lock deleted", "python"])
