@@ -401,6 +401,11 @@ def _library_warning(cell: Any, number: int) -> str | None:
 def _hint(ename: str, evalue: str, notebook: Any, skipped: list[SkippedLine]) -> str:
     if ename in ("ModuleNotFoundError", "ImportError") and "No module named" in evalue:
         module = evalue.split("'")[1].split(".")[0] if "'" in evalue else ""
+        if module in ("google", "kaggle_secrets", "kaggle_datasets"):
+            return (
+                "this cell only works on Colab or Kaggle (drive mounts, secrets): remove or guard it, keep "
+                "the data next to the notebook, then convert again"
+            )
         installs = [line for line in skipped if module and module in line.line]
         if installs:
             return (
@@ -419,6 +424,7 @@ def _hint(ename: str, evalue: str, notebook: Any, skipped: list[SkippedLine]) ->
         or (ename == "ImportError" and "cannot import name" in evalue)
         or ("is not a valid package style" in evalue)
         or ename in ("FutureWarning", "DeprecationWarning")
+        or re.search(r"no longer|(was|been) removed|deprecated|renamed|does not support", evalue) is not None
     )
     if api_change:
         versions = library_versions(notebook)

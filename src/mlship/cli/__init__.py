@@ -40,6 +40,7 @@ def root(
 # One module per command, each exposing register(app); add a command by adding its module's name here.
 COMMANDS = (
     "init",
+    "convert",
     "test",
     "build",
     "serve",

@@ -14,8 +14,10 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,8 @@ def convert_notebook(
     named, tagged = explicit_choices(nb)
     inside = target != notebook.parent and target.is_relative_to(notebook.parent)
     staging = Path(tempfile.mkdtemp(prefix="mlship-convert-"))
+    warmup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlship-warmup")
+    installed = warmup.submit(_warm_up)  # while the kernel runs the notebook, this process is idle
     try:
         with run_notebook(
             notebook,
@@ -91,14 +95,25 @@ def convert_notebook(
             exclude=[target] if inside else [],
             progress=progress,
         ) as session:
-            job = _Job(session, notebook, target, staging, cells, slug, kept)
+            job = _Job(session, notebook, target, staging, cells, slug, kept, installed)
             job.run(named, tagged)
             notebook_seconds = session.seconds
         files = _install(staging, target, kept)
         result = job.result(files, notebook_seconds, time.perf_counter() - started)
     finally:
+        warmup.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _warm_up() -> dict[str, list[str]]:
+    """Import what the end of a conversion needs, and map this environment's modules to distributions."""
+    from importlib import metadata
+
+    import pandas  # noqa: F401 - schema.json, test.csv
+    import sklearn.metrics  # noqa: F401 - the thresholds, computed as the gate computes them
+
+    return dict(metadata.packages_distributions())
 
 
 def _kept_code(target: Path, *, force: bool, keep_code: bool) -> list[str]:
@@ -136,7 +151,9 @@ class _Job:
         cells: list[Cell],
         name: str,
         kept: list[str],
+        installed: Future[dict[str, list[str]]],
     ) -> None:
+        self.installed = installed
         self.session = session
         self.notebook = notebook
         self.target = target
@@ -196,13 +213,23 @@ class _Job:
         if not candidates:
             raise self.no_model(survey)
         explicit, source = self.explicit(survey, candidates, named, tagged)
-        self.choice = choose(candidates, explicit=explicit, explicit_source=source)
+        try:
+            self.choice = choose(candidates, explicit=explicit, explicit_source=source)
+        except NotebookError as error:
+            error.message = f"{self.notebook.name}: {error.message}"
+            raise
         if self.session.kernel_note:
             self.warnings.append(self.session.kernel_note)
         for line in self.session.skipped:
             self.warnings.append(
                 f"did not run `{line.line}` (cell {line.cell}): mlship never installs packages"
             )
+        for cell in self.cells:
+            for magic in cell.magics:
+                if magic.startswith(("%run", "%load ")):
+                    self.warnings.append(
+                        f"cell {cell.number} runs other code with `{magic}`: train() does not include it"
+                    )
         self.export()
         self.write_data_files()
         self.write_schema_and_test_data()
@@ -493,13 +520,33 @@ class _Job:
         modules = list(
             dict.fromkeys([*OWN_MODULES, *imported_modules(source), *self.exported["dump"]["modules"]])
         )
-        found = self.probe("distributions", {"modules": modules}, what="finding the installed distributions")
+        found = self.distributions(modules)
         lines, warnings = requirement_lines(
             modules, found["modules"], stdlib=set(found["stdlib"]), local=self.local_modules
         )
         self.warnings.extend(warnings)
         text = requirements_text(lines, self.notebook.name, self.survey["python"])
         (self.staging / "requirements.in").write_text(text, encoding="utf-8")
+
+    def distributions(self, modules: list[str]) -> dict[str, Any]:
+        """Distributions and versions providing `modules` where the kernel runs (here, when it is this very
+        interpreter: the mapping was made while the notebook ran)."""
+        from importlib import metadata
+
+        if self.survey.get("executable") != sys.executable:
+            return self.probe("distributions", {"modules": modules}, what="finding the distributions")
+        mapping = self.installed.result()
+        found: dict[str, list[list[str]]] = {}
+        for module in modules:
+            pairs = []
+            for distribution in mapping.get(module, []):
+                try:
+                    pairs.append([distribution, metadata.version(distribution)])
+                except metadata.PackageNotFoundError:
+                    continue
+            found[module] = pairs
+        stdlib = sorted(set(sys.stdlib_module_names) & set(modules))
+        return {"modules": found, "stdlib": stdlib}
 
     def _metrics(self) -> None:
         from mlship.config import Evaluation, Threshold
@@ -587,7 +634,7 @@ class _Job:
         if "README.md" not in self.kept:
             readme = readme_text(
                 name=self.name,
-                notebook=self.notebook.name,
+                notebook=Path(os.path.relpath(self.notebook, self.target)).as_posix(),
                 variable=self.expression,
                 estimator=candidate.description,
                 cell=candidate.fit_cell + 1,

@@ -108,7 +108,7 @@ def _estimators(shell: Any) -> list[tuple[str, Any, str, str | None]]:
             if best is not None:
                 found.append((f"{alias}.best_estimator_", best, "search", alias))
             else:
-                found.append((alias, value, via, None))
+                found.append((alias, value, "search-without-refit", None))
             return
         found.append((alias, value, via, None))
 
@@ -521,8 +521,9 @@ def survey(shell: Any, request: dict[str, Any]) -> None:
     found: dict[int, dict[str, Any]] = {}
     unfitted, unsupervised = [], []
     for alias, value, via, search in _estimators(shell):
-        if not _safe_fitted(value):
-            unfitted.append({"name": alias, "type": type(value).__name__})
+        if via == "search-without-refit" or not _safe_fitted(value):
+            note = " (refit=False: no refit best estimator)" if via == "search-without-refit" else ""
+            unfitted.append({"name": alias, "type": type(value).__name__ + note})
             continue
         entry = found.get(id(value))
         if entry is not None:
@@ -689,7 +690,23 @@ def _as_frame(shell: Any, estimator: Any, x_value: Any) -> tuple[Any, dict[str, 
     selected = x_value if selected is None else selected
     kind_name = type(selected).__name__
     info: dict[str, Any]
-    if kind_name == "DataFrame":
+    fitted_on_array = (
+        kind_name == "DataFrame"
+        and getattr(estimator, "feature_names_in_", None) is None
+        and getattr(estimator, "n_features_in_", None) is not None
+        and all(isinstance(label, str) for label in selected.columns)
+    )
+    if fitted_on_array:  # fit(X_train.values, …): the model takes an array; the table names its columns
+        array = selected.to_numpy()
+        frame = pd.DataFrame(array, columns=_unique([str(label) for label in selected.columns]))
+        info = {
+            "kind": "array",
+            "columns": list(frame.columns),
+            "labels": None,
+            "names_from": "",
+            "array_dtype": str(array.dtype),
+        }
+    elif kind_name == "DataFrame":
         labels = list(selected.columns)
         names = _unique([str(label) for label in labels])
         frame = selected.set_axis(names, axis=1).reset_index(drop=True)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import BaseModel
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working folder when it is inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("../..") else relative
 
 
 class OtherCandidate(BaseModel):
@@ -42,10 +52,10 @@ class ConvertResult(BaseModel):
 
     def summary(self) -> str:
         """A few lines of rich markup for the terminal."""
-        where = Path(self.project).name
+        where = shown(self.project)
         lines = [
             f"[green]✓[/] converted [bold]{self.notebook.name}[/] into [bold]{self.name}[/] in "
-            f"{self.project} ({len(self.files)} files, {self.seconds:.1f}s; the notebook itself ran "
+            f"{where} ({len(self.files)} files, {self.seconds:.1f}s; the notebook itself ran "
             f"{self.notebook_seconds:.1f}s)",
             f"  model: [bold]{self.variable}[/] from cell {self.cell} — {self.estimator} ({self.task})",
             f"  why:   {self.reason}",
@@ -80,7 +90,7 @@ class ConvertResult(BaseModel):
             lines.append(
                 "  [dim]to ship another one, tag its cell 'mlship-model' or add '# mlship: model=NAME' to "
                 "the notebook, then run 'mlship convert "
-                f"{where} --notebook {self.notebook.name} --force'[/]"
+                f"{where} --notebook {shown(self.notebook)} --force'[/]"
             )
         if self.kept:
             lines.append(f"  kept as they were: {', '.join(self.kept)} (use --force to regenerate them)")

@@ -344,7 +344,7 @@ def scratch_models_then_final() -> dict:
         code("data = load_breast_cancer(as_frame=True)\ndf = data.frame\nX = df.drop(columns='target')\ny = df['target']\nX_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=11)"),
         code("""
 models = {
-    'Logistic Regression': LogisticRegression(max_iter=5000),
+    'Logistic Regression': LogisticRegression(max_iter=300, solver='liblinear'),
     'Decision Tree': DecisionTreeClassifier(random_state=0),
     'KNN': KNeighborsClassifier(),
 }
@@ -361,10 +361,10 @@ pd.Series(results).sort_values()
 def cannot_decide() -> dict:
     return notebook([
         md("# Which classifier?\nThree models fitted in one loop, no final choice."),
-        code("from sklearn.datasets import load_breast_cancer\nfrom sklearn.model_selection import train_test_split\nfrom sklearn.linear_model import LogisticRegression\nfrom sklearn.naive_bayes import GaussianNB\nfrom sklearn.tree import DecisionTreeClassifier"),
+        code("from sklearn.datasets import load_breast_cancer\nfrom sklearn.model_selection import train_test_split\nfrom sklearn.linear_model import LogisticRegression\nfrom sklearn.naive_bayes import GaussianNB\nfrom sklearn.tree import DecisionTreeClassifier\nfrom sklearn.pipeline import make_pipeline\nfrom sklearn.preprocessing import StandardScaler"),
         code("X, y = load_breast_cancer(return_X_y=True, as_frame=True)\nX_train, X_test, y_train, y_test = train_test_split(X, y, random_state=5)"),
         code("""
-classifiers = [LogisticRegression(max_iter=5000), GaussianNB(), DecisionTreeClassifier(max_depth=4)]
+classifiers = [make_pipeline(StandardScaler(), LogisticRegression()), GaussianNB(), DecisionTreeClassifier(max_depth=4)]
 for clf in classifiers:
     clf.fit(X_train, y_train)
     print(type(clf).__name__, clf.score(X_test, y_test))
@@ -375,13 +375,13 @@ for clf in classifiers:
 def output_cache_underscore() -> dict:
     cells = [
         md("# Output cache and underscore names"),
-        code("from sklearn.datasets import load_wine\nfrom sklearn.model_selection import train_test_split\nfrom sklearn.tree import DecisionTreeClassifier\nfrom sklearn.linear_model import LogisticRegression", count=1),
+        code("from sklearn.datasets import load_wine\nfrom sklearn.model_selection import train_test_split\nfrom sklearn.tree import DecisionTreeClassifier\nfrom sklearn.naive_bayes import GaussianNB", count=1),
         code("X, y = load_wine(return_X_y=True, as_frame=True)\nX_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=2)", count=2),
         code("_clf = DecisionTreeClassifier(max_depth=4, random_state=0)", count=3),
         code("_clf.fit(X_train, y_train)", count=4, output="DecisionTreeClassifier(max_depth=4, random_state=0)"),
         code("_", count=5, output="DecisionTreeClassifier(max_depth=4, random_state=0)"),
         code("Out[4].get_depth(), __", count=6),
-        code("# a quick look at another model, only ever in the output cache\nLogisticRegression(max_iter=5000).fit(X_train, y_train)", count=7),
+        code("# a quick look at another model, only ever in the output cache\nGaussianNB().fit(X_train, y_train)", count=7),
         code("_7.score(X_test, y_test), _clf.score(X_test, y_test)", count=8),
     ]
     return notebook(cells)
@@ -468,7 +468,7 @@ def comment_choice() -> dict:
         md("# Digits: the notebook says which model to ship"),
         code("from sklearn.datasets import load_digits\nfrom sklearn.model_selection import train_test_split\nfrom sklearn.linear_model import LogisticRegression\nfrom sklearn.ensemble import ExtraTreesClassifier"),
         code("digits = load_digits(as_frame=True)\nX_train, X_test, y_train, y_test = train_test_split(digits.data, digits.target, test_size=0.2, random_state=1)"),
-        code("# mlship: model=logreg\nlogreg = LogisticRegression(max_iter=3000)\nlogreg.fit(X_train, y_train)\nlogreg.score(X_test, y_test)"),
+        code("# mlship: model=logreg\nlogreg = LogisticRegression(max_iter=300)\nlogreg.fit(X_train, y_train)\nlogreg.score(X_test, y_test)"),
         code("trees = ExtraTreesClassifier(n_estimators=50, random_state=0).fit(X_train, y_train)\ntrees.score(X_test, y_test)"),
     ])
 
