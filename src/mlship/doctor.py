@@ -32,8 +32,12 @@ def _python(expected: str | None) -> Check:
     version = ".".join(map(str, sys.version_info[:3]))
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     if expected and expected != running:
-        return Check(name="python", status="fail", detail=f"Python {version}, but mlship.yaml says {expected}",
-                     fix=f"run mlship from a Python {expected} environment (requirements are frozen per version)")
+        return Check(
+            name="python",
+            status="fail",
+            detail=f"Python {version}, but mlship.yaml says {expected}",
+            fix=f"run mlship from a Python {expected} environment (requirements are frozen per version)",
+        )
     return Check(name="python", status="ok", detail=f"Python {version} at {sys.executable}")
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import VALID_CONFIG
 from typer.testing import CliRunner
 
 from mlship import __version__
 from mlship.cli import app
+from tests.conftest import VALID_CONFIG
 
 BROKEN = {
     "unknown key": (

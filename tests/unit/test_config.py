@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import VALID_CONFIG
 
 from mlship.config import json_schema, load_project, parse_config
 from mlship.errors import ConfigError, ExitCode
+from tests.conftest import VALID_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
