@@ -1,7 +1,10 @@
 """`mlship deploy`: gate → compare with live → build → verify the running image → version → push → live.
 
 Every stage must pass before the next starts, and nothing reaches the registry before the last one: the
-pushes come after the image has been verified, and `live` moves only after the version's push succeeded.
+push comes after the image has been verified, and `live` (then `git-<commit>`) moves only after the registry
+was read back holding this deploy's image under the new version. One deploy of a project at a time runs on
+a machine (a lock in `.mlship/deploy.lock`); the read-back catches a deploy from another machine. An
+interrupt (Ctrl-C) before `live` moved leaves `live` and every existing tag as they were.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from rich.markup import escape
 
 from mlship import release
 from mlship.config import Project, load_project
@@ -23,6 +27,9 @@ from mlship.console import console
 from mlship.errors import BelowBaseline, RegistryError, TestsFailed, UsageError
 from mlship.evaluate import GateResult, MetricResult
 from mlship.verify_http import VerifyResult, measured, verify_image
+
+if TYPE_CHECKING:
+    from mlship.registry import Registry
 
 
 class DeployResult(BaseModel):
@@ -135,7 +142,7 @@ def _against_live(
         except BelowBaseline:
             if not force:
                 raise
-            console.print(f"  [yellow]forced[/] past the live comparison: {reason}")
+            console.print(f"  [yellow]forced[/] past the live comparison: {escape(reason or '')}")
     return live, rows
 
 
@@ -150,6 +157,48 @@ def _stamp(image_id: str, tag: str, labels: dict[str, str]) -> str:
         return image.build(Path(context), tag, labels=labels).id
 
 
+class Published(BaseModel):
+    """What the push stage left in the registry: the release's digest and the tags now pointing at it."""
+
+    digest: str
+    tags: list[str]
+
+
+def publish(registry: Registry, repo: str, version: str, image_ref: str, revision: str | None) -> Published:
+    """Push the verified image as `repo:version`, check that the registry holds *this* image under that tag,
+    then point `live` (and `git-<commit>`) at its digest.
+
+    Tags are moved by copying the manifest of our digest, never of a tag another deploy may have replaced.
+    Raises RegistryError with `live` unmoved when the version exists before the push, or holds another
+    image after it (a deploy of the same project from another machine took the same version)."""
+    from mlship import image
+
+    host = registry.host
+    if version in registry.tags(repo):
+        raise RegistryError(
+            f"{host}/{repo}:{version} appeared while this deploy ran; nothing was pushed",
+            hint="run 'mlship deploy' again: it will take the next version",
+        )
+    remote = f"{host}/{repo}:{version}"
+    image.tag(image_ref, remote)
+    digest = image.push(remote)
+    stored = registry.manifest_digest(repo, version)
+    if stored != digest:
+        raise RegistryError(
+            f"{remote} holds {stored or 'no image'} right after this deploy pushed {digest}: another deploy "
+            f"took {version} at the same time; live was not moved",
+            hint="see 'mlship releases', then run 'mlship deploy' again: it will take the next version",
+        )
+    console.print(f"  [green]✓[/] pushed {remote} ({digest[:19]})")
+    registry.retag(repo, digest, release.LIVE_TAG)
+    console.print(f"  [green]✓[/] live → {version}")
+    tags = [version]
+    if revision:
+        tags.append(f"git-{revision[:12]}")
+        registry.retag(repo, digest, tags[-1])
+    return Published(digest=digest, tags=[*tags, release.LIVE_TAG])
+
+
 def deploy(
     project_dir: Path | str = ".",
     *,
@@ -160,7 +209,6 @@ def deploy(
     allow_dirty: bool = False,
 ) -> DeployResult:
     """Run every stage; raise at the first failure with nothing pushed."""
-    from mlship import image
     from mlship.build import build_project
     from mlship.registry import Registry
 
@@ -231,29 +279,15 @@ def deploy(
         lap("verify")
 
         _stage(f"5/5 push to {host}/{repo}")
-        if version in registry.tags(repo):
-            raise RegistryError(
-                f"{host}/{repo}:{version} appeared while this deploy ran; nothing was pushed",
-                hint="run 'mlship deploy' again: it will take the next version",
-            )
-        pushed_tags = [version] + ([f"git-{git.revision[:12]}"] if git.revision else [])
-        digest = ""
-        for tag in pushed_tags:
-            remote = f"{host}/{repo}:{tag}"
-            image.tag(stamped, remote)
-            pushed = image.push(remote)
-            digest = digest or pushed
-            console.print(f"  [green]✓[/] pushed {remote}")
-        registry.retag(repo, version, release.LIVE_TAG)
-        console.print(f"  [green]✓[/] live → {version}")
+        published = publish(registry, repo, version, stamped, git.revision)
         lap("push")
 
     return DeployResult(
         repository=f"{host}/{repo}",
         version=version,
         previous_live=previous_live,
-        digest=digest,
-        tags=[*pushed_tags, release.LIVE_TAG],
+        digest=published.digest,
+        tags=published.tags,
         image_id=stamped,
         metrics=gate.metrics,
         against_live=comparisons,
