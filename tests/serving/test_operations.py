@@ -208,7 +208,7 @@ def test_the_limit_admits_exactly_max_concurrency(client_for: Any, limit: int) -
 
 
 def test_after_a_busy_batch_a_lone_request_waits_at_most_max_wait_once(client_for: Any) -> None:
-    client = client_for("slow", serving={"batching": {"max_size": 64, "max_wait_ms": 300}})
+    client = client_for("slow", serving={"batching": {"max_size": 64, "max_wait_ms": 600}})
     model = model_of(client)
     model.batches.clear()
     blocker, _ = in_thread(lambda: client.post("/predict", json={**ROW, "delay": 0.5}))
@@ -223,5 +223,5 @@ def test_after_a_busy_batch_a_lone_request_waits_at_most_max_wait_once(client_fo
         started = time.perf_counter()
         assert client.post("/predict", json={**ROW, "delay": 0.0}).status_code == 200
         timings.append(time.perf_counter() - started)
-    assert 0.25 <= timings[0] < 1.0  # expected 4 like the last batch: waited, but no longer than max_wait
-    assert timings[1] < 0.2 and timings[2] < 0.2  # the batch of 1 reset the expectation
+    assert 0.55 <= timings[0] < 1.5  # expected 4 like the last batch: waited, but no longer than max_wait
+    assert timings[1] < 0.45 and timings[2] < 0.45  # the batch of 1 reset the expectation
