@@ -4,6 +4,7 @@
 
 Prints:
 - the cold build: a fresh project (pip-compile resolves against the index) built with --no-cache, per phase;
+- a rebuild with nothing changed (the engine may first re-create layers on the cache chain it prefers);
 - the rebuild after changing only the model artefact (target ≤ 15 s), and whether every layer below the
   model (base, venv, hash-checked dependencies, runtime, solution, schema) was reused;
 - the image size against the base image plus the installed dependencies (/opt/venv) and /app.
@@ -66,6 +67,9 @@ def main() -> None:
         project = Path(scratch) / "fraud-detector"
         create_project("fraud-detector", project)
         cold = build_project(project, tag=f"{tag}:cold", base_image=args.base_image, no_cache=True)
+        # The engine may take its cache from an older build chain than the --no-cache one: a rebuild
+        # with nothing changed settles which chain this project's layers come from.
+        again = build_project(project, tag=f"{tag}:again", base_image=args.base_image)
         change_model(project)
         warm = build_project(project, tag=f"{tag}:model2", base_image=args.base_image)
         packages = len(pinned_packages(cold.requirements_path.read_text()))
@@ -75,6 +79,7 @@ def main() -> None:
     )
     print()
     show("cold build (--no-cache)", cold)
+    show("rebuild, nothing changed", again)
     show("rebuild, only the model changed", warm)
     verdict = "met" if warm.seconds <= TARGET_REBUILD_S else "MISSED"
     print(f"  target <= {TARGET_REBUILD_S:.0f} s: {verdict}; lock reused: {warm.requirements_reused}")
@@ -91,7 +96,7 @@ def main() -> None:
     print(f"  rest (users, apt, metadata)     {megabytes(cold.size_bytes - base - venv - app)}")
     print(f"  ({packages} pinned, hash-checked packages in the lock)")
     if not args.keep:
-        for ref in (cold.image_ref, warm.image_ref):
+        for ref in (cold.image_ref, again.image_ref, warm.image_ref):
             image.remove(ref)
 
 
