@@ -185,12 +185,15 @@ def record_sbom(ref: str, target: Path) -> str:
     with image.run(ref) as running:
         summed = running.exec(["sha256sum", SBOM_PATH])
         content = running.exec(["cat", SBOM_PATH])
-    digest = summed.output.split()[0] if summed.exit_code == 0 and summed.output.strip() else ""
-    if not re.fullmatch(r"[0-9a-f]{64}", digest) or content.exit_code != 0:
-        raise BuildFailed(
-            f"{ref}: the SBOM {SBOM_PATH} could not be read from the image ({summed.output.strip()[:200]})",
-            hint="build again with --no-cache; if it repeats, report it",
-        )
+        digest = summed.output.split()[0] if summed.exit_code == 0 and summed.output.strip() else ""
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or content.exit_code != 0:
+            code = running.exit_code()
+            stopped = f"; the container stopped with exit code {code}" if code is not None else ""
+            raise BuildFailed(
+                f"{ref}: the SBOM {SBOM_PATH} could not be read from the image{stopped} "
+                f"({(summed.output or content.output).strip()[:200]})",
+                hint="the container's last log lines:\n" + running.logs(tail=20).rstrip(),
+            )
     target.write_text(content.output, encoding="utf-8")
     return digest
 

@@ -31,6 +31,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.connected = 0
         self.builds: list[dict[str, Any]] = []
+        self.broken_sbom = False
 
     def connect(self) -> object:
         self.connected += 1
@@ -58,9 +59,18 @@ class FakeEngine:
     @contextmanager
     def run(self, ref: str, **options: Any) -> Iterator[Any]:
         sbom = '{"bomFormat": "CycloneDX"}\n'
+        broken = self.broken_sbom
 
         class Container:
+            def exit_code(self) -> int | None:
+                return 3 if broken else None
+
+            def logs(self, tail: int | None = None) -> str:
+                return '{"event": "startup_failed", "message": "model/model.joblib: corrupt"}\n'
+
             def exec(self, command: list[str]) -> image.ExecResult:
+                if broken:
+                    return image.ExecResult(126, "container is not running")
                 if command[0] == "sha256sum":
                     return image.ExecResult(0, f"{hashlib.sha256(sbom.encode()).hexdigest()}  {command[1]}\n")
                 return image.ExecResult(0, sbom)
@@ -297,3 +307,13 @@ def test_an_engine_that_fails_mid_build_keeps_its_exit_code(
     result = run(runner, str(project), "--json")
     assert result.exit_code == 6
     assert json.loads(result.stdout)["kind"] == "EngineUnavailable"
+
+
+def test_an_unreadable_sbom_is_exit_7_with_the_containers_log(
+    runner: CliRunner, project: Path, engine: FakeEngine, pip_compile: Path
+) -> None:
+    engine.broken_sbom = True
+    result = run(runner, str(project))
+    assert result.exit_code == 7
+    assert "could not be read from the image; the container stopped with exit code 3" in result.output
+    assert "model/model.joblib: corrupt" in result.output
