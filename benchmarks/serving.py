@@ -16,7 +16,8 @@ batch-of-1000 latency, cold start (process start to the first 200 on /health/rea
 worker; the ratios to the reference; and the model's own single-row predict-from-a-dict time. While the
 16-client load runs, a sample of answers is checked against the model's own predictions.
 
-``--image REF`` also benchmarks a built image (run with docker or podman; skipped when neither answers).
+``--image REF`` also benchmarks an image built from this benchmark's project, ``--build-image BASE`` builds
+one first with ``mlship build --base-image BASE`` (docker or podman; skipped when neither answers).
 """
 
 from __future__ import annotations
@@ -120,6 +121,18 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": BODY})
 '''
 
+MLSHIP_YAML = """\
+name: mlship-bench
+python: "3.11"
+model: {solution: solution.py, artifacts: model/}
+schema: schema.json
+evaluation:
+  data: data/test.csv
+  target: y
+  metrics: {accuracy: {min: 0.5}}
+serving: {workers: %(workers)d}
+"""
+
 WRK_SCRIPT = """
 local bodies = {}
 for line in io.lines("%(rows)s") do bodies[#bodies + 1] = line end
@@ -216,6 +229,13 @@ def make_project(root: Path, workers: int) -> tuple[Any, list[dict[str, float]]]
     )
     (root / "floor_app.py").write_text(FLOOR)
     (root / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    # what `mlship build` needs besides (for --build-image)
+    (root / "mlship.yaml").write_text(MLSHIP_YAML % {"workers": workers})
+    (root / "requirements.in").write_text("scikit-learn\npandas\njoblib\n")
+    (root / "data").mkdir()
+    test = x.iloc[:500].copy()
+    test["y"] = y[:500]
+    test.to_csv(root / "data" / "test.csv", index=False)
     return pipeline, rows
 
 
@@ -473,6 +493,25 @@ def container_engine() -> str | None:
     return None
 
 
+def build_image(project: Path, base: str) -> str | None:
+    """Build the benchmark project into an image with `mlship build`; its reference, or None."""
+    if container_engine() is None:
+        print("--build-image: no container engine answers; skipped", file=sys.stderr)
+        return None
+    tag = f"mlship-bench:{int(time.time())}"
+    print(f"building {tag} with mlship build (base {base})", file=sys.stderr)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlship", "build", str(project), "--tag", tag, "--base-image", base, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        print(f"mlship build failed ({result.returncode}): {result.stderr.strip()[-2000:]}", file=sys.stderr)
+        return None
+    return tag
+
+
 def bench_image(
     image: str, figures: Figures, seconds: float, script: Path, rows: list[dict[str, float]]
 ) -> None:
@@ -483,7 +522,7 @@ def bench_image(
     port = free_port()
     started = time.monotonic()
     container = subprocess.run(
-        [engine, "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8080", image],
+        [engine, "run", "-d", "--rm", "--init", "-p", f"127.0.0.1:{port}:8080", image],
         capture_output=True,
         text=True,
         check=True,
@@ -522,7 +561,12 @@ def main() -> int:
         default=None,
         help="worker processes of the reference and the floor (default: one per core)",
     )
-    parser.add_argument("--image", help="also benchmark this built image (docker/podman)")
+    parser.add_argument("--image", help="also benchmark this image, built from this benchmark's project")
+    parser.add_argument(
+        "--build-image",
+        metavar="BASE",
+        help="build the project with `mlship build --base-image BASE`, bench it",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     args = parser.parse_args()
     try:
@@ -595,9 +639,10 @@ def run(project: Path, workers: dict[str, int], args: argparse.Namespace) -> int
                 figures[name].rss_mb.append(max(rss_mb(pid) for pid in worker_pids(process)))
                 if name != "floor" and round_ == 1:
                     figures[name].batch_1000_ms = batch_latency(port, rows)
-    if args.image:
+    image = args.image or (build_image(project, args.build_image) if args.build_image else None)
+    if image:
         figures["image"] = Figures("image")
-        bench_image(args.image, figures["image"], args.duration, script, rows)
+        bench_image(image, figures["image"], args.duration, script, rows)
     # measured again: the lower of the two is the less disturbed
     for kind, proba in (("predict", False), ("predict+proba", True)):
         own[kind] = min(own[kind], model_own_time(pipeline, rows[0], proba=proba))
