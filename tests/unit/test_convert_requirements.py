@@ -142,3 +142,35 @@ def test_install_leaves_kept_files_alone(tmp_path: Path) -> None:
     written = install(staging, target, kept=["solution.py"])
     assert written == ["model/model.joblib"]
     assert (target / "solution.py").read_text() == "mine\n"
+
+
+def test_the_summary_names_the_model_the_candidates_and_how_to_pick_another() -> None:
+    from mlship.convert.result import ConvertResult, OtherCandidate
+
+    result = ConvertResult(
+        project=Path("/tmp/fraud"),
+        notebook=Path("/tmp/notebooks/fraud.ipynb"),
+        name="fraud",
+        files=["solution.py", "mlship.yaml"],
+        variable="grid.best_estimator_",
+        cell=12,
+        estimator="Pipeline(ColumnTransformer → HistGradientBoostingClassifier)",
+        reason="the refit best estimator of GridSearchCV `grid`",
+        candidates=[OtherCandidate(name="baseline", type="Pipeline", cell=9, tested_on="X_test/y_test")],
+        task="binary",
+        target="is_fraud",
+        features=["amount", "channel"],
+        test_data="X_test/y_test: 4,000 held-out rows",
+        metrics={"f1": 0.5, "roc_auc": 0.93},
+        thresholds={"f1": {"min": 0.49}, "roc_auc": {"min": 0.9114}},
+        warnings=["a note"],
+        kernel="python3",
+        seconds=12.0,
+        notebook_seconds=10.0,
+    )
+    text = result.summary()
+    assert "grid.best_estimator_" in text and "cell 12" in text and "best estimator of GridSearchCV" in text
+    assert "baseline (Pipeline, cell 9)" in text
+    assert "mlship-model" in text and "# mlship: model=NAME" in text
+    assert "roc_auc 0.9300 (gate ≥ 0.9114)" in text
+    assert "note:[/] a note" in text

@@ -32,6 +32,7 @@ __all__ = ["ConvertResult", "convert_notebook"]
 
 ARTIFACT = "model.joblib"
 GOLDEN_ROWS = 50
+MAX_DATA_BYTES = 500 * 10**6  # the notebook's data files copied into the project for train()
 DATA_FOLDER = "data/notebook"
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
@@ -373,12 +374,19 @@ class _Job:
 
     def write_data_files(self) -> None:
         """Copy the files the notebook read (and its local modules) into the project."""
-        workdir = self.session.workdir
+        workdir = self.session.workdir.resolve()
         self.mapping: dict[str, str] = {}
         self.local_modules: set[str] = set()
+        copied = 0
         for entry in self.survey.get("reads", []):
             path = Path(entry["path"])
             if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".ipynb", ".pyc"):
+                continue
+            if copied + path.stat().st_size > MAX_DATA_BYTES and path.suffix != ".py":
+                self.warnings.append(
+                    f"did not copy {path.name} into {DATA_FOLDER}/ (the notebook's data is over "
+                    f"{MAX_DATA_BYTES // 10**6} MB): copy it there yourself before running train()"
+                )
                 continue
             relative = Path(os.path.relpath(path, workdir)).as_posix()
             if path.suffix == ".py":
@@ -394,6 +402,7 @@ class _Job:
             destination = self.staging / DATA_FOLDER / written
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, destination)
+            copied += path.stat().st_size
             self.mapping[written] = written
         total = sum((self.staging / DATA_FOLDER / name).stat().st_size for name in self.mapping)
         if total > 100 * 1024 * 1024:

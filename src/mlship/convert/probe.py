@@ -187,7 +187,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         text = os.fsdecode(path)
     except TypeError:
         return
-    full = os.path.normpath(os.path.join(os.getcwd(), text))
+    full = os.path.realpath(os.path.join(os.getcwd(), text))
     if not full.startswith(STATE["root"]):
         return
     mode = args[1] if len(args) > 1 else None
@@ -203,7 +203,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 def install(shell: Any, root: str) -> None:
     """Start observing: a post_run_cell hook for fits, an audit hook for the files the notebook opens."""
     STATE["shell"] = shell
-    STATE["root"] = os.path.normpath(root) + os.sep
+    STATE["root"] = os.path.realpath(root) + os.sep
     shell.events.register("post_run_cell", _after_cell)
     sys.addaudithook(_audit)
 

@@ -69,12 +69,12 @@ class ConvertResult(BaseModel):
                 "mlship.yaml"
             )
         if self.metrics:
-            shown = ", ".join(
+            achieved = ", ".join(
                 f"{name} {value:.4f} (gate {'≥' if 'min' in self.thresholds.get(name, {}) else '≤'} "
                 f"{next(iter(self.thresholds.get(name, {'': float('nan')}).values())):g})"
                 for name, value in self.metrics.items()
             )
-            lines.append(f"  metrics: {shown}")
+            lines.append(f"  metrics: {achieved}")
         lines.append(
             f"  input: {len(self.features)} columns ({', '.join(self.features[:8])}"
             f"{', …' if len(self.features) > 8 else ''}) → schema.json"

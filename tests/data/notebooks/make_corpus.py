@@ -43,6 +43,8 @@ def md(source: str) -> dict:
 
 def notebook(cells: list[dict], kernel: str = "python3", display: str = "Python 3 (ipykernel)", version: str = "3.11.7") -> dict:
     counter = 0
+    for position, cell in enumerate(cells):
+        cell["id"] = f"cell-{position:02d}"
     for cell in cells:  # realistic execution counts unless a cell sets its own
         if cell["cell_type"] == "code" and cell["execution_count"] == 0:
             counter += 1
