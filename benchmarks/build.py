@@ -74,9 +74,7 @@ def main() -> None:
         warm = build_project(project, tag=f"{tag}:model2", base_image=args.base_image)
         packages = len(pinned_packages(cold.requirements_path.read_text()))
 
-    deps_reused = any(
-        step.startswith("RUN /opt/venv/bin/python -m pip install") for step in warm.reused_steps
-    )
+    deps_reused = any(step.startswith("RUN python3 -m venv /opt/venv") for step in warm.reused_steps)
     print()
     show("cold build (--no-cache)", cold)
     show("rebuild, nothing changed", again)
