@@ -412,6 +412,12 @@ def _hint(ename: str, evalue: str, notebook: Any, skipped: list[SkippedLine]) ->
                 f"installs packages: install {module} in the kernel's environment and convert again"
             )
         return f"install {module or 'it'} in the environment the kernel runs in, then convert again"
+    kernel = str((notebook.metadata.get("kernelspec") or {}).get("name", ""))
+    if ename == "SyntaxError" and ("print" in evalue or kernel.startswith("python2")):
+        return (
+            "the notebook is written for Python 2 (print statements): port it to Python 3 (e.g. print(...)), "
+            "then convert again"
+        )
     if ename == "FileNotFoundError":
         return (
             "the notebook runs in a temporary copy of its own folder: keep its data files in that folder "

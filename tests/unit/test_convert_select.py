@@ -187,3 +187,17 @@ def test_consistency_uses_the_final_columns_and_labels() -> None:
     assert not ok and "columns" in why
     ok, why = consistent(model, task, {"x_value": frame, "y_value": pd.Series([0, 1, 2, 0, 1, 2])})
     assert not ok and "classes" in why
+
+
+def test_a_trained_model_beats_a_copy_loaded_from_disk_later() -> None:
+    trained = candidate(1, "rf", 9)
+    reloaded = candidate(2, "reloaded", 11).model_copy(update={"loaded": True})
+    assert choose([trained, reloaded]).candidate.name == "rf"
+    assert choose([reloaded]).candidate.name == "reloaded"  # a pretrained model is still a model
+
+
+def test_fit_site_knows_a_loaded_model() -> None:
+    from mlship.convert.cells import clean_cell, fit_site
+
+    assert fit_site(clean_cell(0, "m = joblib.load('m.pkl')"), ["m"]).loaded
+    assert not fit_site(clean_cell(0, "m = load_model().fit(X, y)"), ["m"]).loaded

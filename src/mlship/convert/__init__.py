@@ -247,10 +247,10 @@ class _Job:
             ordinal = int(entry.get("fit_cell") or 0)
             fit_cell = executed[ordinal - 1] if 0 < ordinal <= len(executed) else -1
             cell = by_index.get(fit_cell)
-            statement, loops = -1, set()
+            statement, loops, loaded = -1, set(), False
             if cell is not None:
                 site = fit_site(cell, entry["aliases"])
-                statement, loops = site.statement, site.loop_names
+                statement, loops, loaded = site.statement, site.loop_names, site.loaded
             scratch = all(
                 via == "item" or (via == "name" and alias in loops)
                 for alias, via in zip(entry["aliases"], entry["vias"], strict=False)
@@ -273,6 +273,7 @@ class _Job:
                     fit_cell=fit_cell,
                     fit_statement=statement,
                     scratch=scratch,
+                    loaded=loaded,
                     pairs=[Pair(**pair) for pair in entry.get("pairs", [])],
                 )
             )
@@ -355,6 +356,16 @@ class _Job:
             },
             what="saving the model",
         )
+        sparse = exported.get("sparse")
+        if sparse:
+            names = ", ".join(f"`{t['name']}` ({t['type']})" for t in self.survey.get("transformers", [])[:3])
+            made_by = f", made by {names}" if names else ""
+            raise NotebookError(
+                f"{self.notebook.name}: the model `{candidate.name}` takes a sparse matrix of "
+                f"{sparse['columns']:,} columns ({sparse['x']}{made_by}), which a service cannot receive",
+                hint="put the vectorizer/encoder and the model in one Pipeline (make_pipeline(vectorizer, "
+                "model)) so that the model takes the raw columns, then convert again",
+            )
         dump = exported.get("dump", {})
         if "error" in dump:
             raise NotebookError(

@@ -206,6 +206,9 @@ def _loads(node: ast.AST) -> set[str]:
     return {inner.id for inner in ast.walk(node) if isinstance(inner, ast.Name)}
 
 
+LOAD_CALLS = frozenset({"load", "loads", "load_model", "read_pickle"})
+
+
 @dataclass
 class FitSite:
     """Where in its cell an estimator got its final state."""
@@ -213,6 +216,7 @@ class FitSite:
     statement: int  # index of the top-level statement in the cell (-1: not found)
     line: int
     loop_names: set[str]  # aliases that are `for` targets in the cell (scratch variables)
+    loaded: bool = False  # the statement loads a saved model (joblib.load, pickle.load) rather than fits one
 
 
 def fit_site(cell: Cell, aliases: list[str]) -> FitSite:
@@ -227,5 +231,16 @@ def fit_site(cell: Cell, aliases: list[str]) -> FitSite:
     found = FitSite(statement=-1, line=0, loop_names=loops)
     for position, statement in enumerate(cell.tree.body):
         if _fits(statement, roots):
-            found = FitSite(statement=position, line=statement.lineno, loop_names=loops)
+            loaded = any(
+                isinstance(call, ast.Call)
+                and (call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", ""))
+                in LOAD_CALLS
+                for call in ast.walk(statement)
+            ) and not any(
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in FIT_METHODS
+                for call in ast.walk(statement)
+            )
+            found = FitSite(statement=position, line=statement.lineno, loop_names=loops, loaded=loaded)
     return found

@@ -825,6 +825,12 @@ def export(shell: Any, request: dict[str, Any]) -> None:
     task = request["task"]
     result: dict[str, Any] = {"task": task}
     pair = STATE["pairs"].get(request.get("pair") or "")
+    train = STATE["pairs"].get(request.get("train") or "")
+    for chosen in (pair, train):
+        if chosen is not None and _is_sparse(chosen["x_value"]):
+            result["sparse"] = {"x": chosen["x"], "columns": int(chosen["x_value"].shape[1])}
+            _write_json(out / "export.json", result)
+            return
     if pair is not None:
         frame, info = _as_frame(shell, estimator, pair["x_value"])
         target = _target_name(pair["y_value"], list(frame.columns))
@@ -832,7 +838,6 @@ def export(shell: Any, request: dict[str, Any]) -> None:
         frame.to_pickle(out / "heldout.pkl")
         STATE["heldout"] = (_select_columns(estimator, pair["x_value"])[0], _vector(pair["y_value"]))
         result.update(input=info, target=target, rows=len(frame))
-    train = STATE["pairs"].get(request.get("train") or "")
     if train is not None:
         frame, info_train = _as_frame(shell, estimator, train["x_value"])
         target = result.get("target") or _target_name(train["y_value"], list(frame.columns))

@@ -17,6 +17,19 @@ def shown(path: Path) -> str:
     return str(path) if relative.startswith("../..") else relative
 
 
+def written(files: list[str]) -> list[str]:
+    """The files written, folders with many files counted: 'data/notebook/ (3 files)'."""
+    shown: list[str] = []
+    counts: dict[str, int] = {}
+    for name in files:
+        parts = name.split("/")
+        key = "/".join(parts[:2]) + "/" if len(parts) > 2 else name
+        counts[key] = counts.get(key, 0) + 1
+        if key not in shown:
+            shown.append(key)
+    return [f"{key} ({counts[key]} files)" if counts[key] > 1 else key for key in shown]
+
+
 class OtherCandidate(BaseModel):
     """A fitted estimator of the notebook that was not chosen."""
 
@@ -75,6 +88,7 @@ class ConvertResult(BaseModel):
                 for name, value in self.metrics.items()
             )
             lines.append(f"  metrics: {achieved}")
+        lines.append(f"  wrote: {', '.join(written(self.files))}")
         lines.append(
             f"  input: {len(self.features)} columns ({', '.join(self.features[:8])}"
             f"{', …' if len(self.features) > 8 else ''}) → schema.json"

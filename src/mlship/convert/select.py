@@ -7,7 +7,8 @@ The rule, in order (documented in the README of every converted project):
 2. Candidates are the fitted estimators reachable from the notebook's variables (deduplicated by identity;
    IPython's output cache `_`, `__`, `_3`, `Out` is not a variable; pipeline steps and ensemble members
    belong to their pipeline/ensemble). Those consistent with a held-out pair of the kernel (X_test/y_test,
-   X_val/y_val, …: the columns the model takes now and labels among its classes) come first.
+   X_val/y_val, …: the columns the model takes now and labels among its classes) come first, and models
+   trained in the notebook before models loaded from a file (often a reloaded copy of the trained one).
 3. The refit best estimator of a search (GridSearchCV, RandomizedSearchCV, …) beats a plain estimator.
 4. Among those, the one fitted last wins (cell order, then statement order within the cell).
 5. When several were fitted by the same statement (a loop over models) and not exactly one of them has a
@@ -74,6 +75,7 @@ class Candidate(BaseModel):
     fit_cell: int = -1  # notebook cell index (0-based) after which its fitted state last changed
     fit_statement: int = -1  # top-level statement of that cell
     scratch: bool = False  # reached only as a loop variable or a list/dict element
+    loaded: bool = False  # last "fitted" by loading a saved model (often a copy of one trained above)
     pairs: list[Pair] = []
 
     @property
@@ -171,6 +173,7 @@ def choose(
         )
     eligible = [candidate for candidate in candidates if candidate.heldout]
     pool = eligible or candidates
+    pool = [candidate for candidate in pool if not candidate.loaded] or pool
     searches = [candidate for candidate in pool if candidate.search]
     ranked = searches or pool
 

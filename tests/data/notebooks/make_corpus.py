@@ -254,6 +254,7 @@ def housing_regression() -> dict:
         code("%%time\nfrom sklearn.ensemble import RandomForestRegressor\nrf = RandomForestRegressor(n_estimators=120, random_state=0, n_jobs=-1)\nrf.fit(X_train, y_train)"),
         code("pred = rf.predict(X_test)\nprint('rf rmse', np.sqrt(mean_squared_error(y_test, pred)), 'r2', r2_score(y_test, pred))"),
         code("import joblib\nos.makedirs('models', exist_ok=True)\njoblib.dump(rf, 'models/house_rf.joblib')"),
+        code("# check that the saved model loads\nreloaded = joblib.load('models/house_rf.joblib')\nreloaded.score(X_test, y_test)"),
     ])
 
 
@@ -507,6 +508,16 @@ sms.head()
     ])
 
 
+def tfidf_outside_pipeline() -> dict:
+    return notebook([
+        md("# SMS spam with a TF-IDF matrix made outside the model"),
+        code("import pandas as pd\nfrom sklearn.feature_extraction.text import TfidfVectorizer\nfrom sklearn.naive_bayes import MultinomialNB\nfrom sklearn.model_selection import train_test_split"),
+        code("texts = ['win cash now', 'lunch tomorrow?', 'free prize click', 'see you at home', 'urgent offer today', 'thanks for the report'] * 40\nlabels = [1, 0, 1, 0, 1, 0] * 40\nX_train, X_test, y_train, y_test = train_test_split(pd.Series(texts, name='text'), pd.Series(labels), random_state=0)"),
+        code("vectorizer = TfidfVectorizer()\nX_train_tfidf = vectorizer.fit_transform(X_train)\nX_test_tfidf = vectorizer.transform(X_test)"),
+        code("nb = MultinomialNB().fit(X_train_tfidf, y_train)\nnb.score(X_test_tfidf, y_test)"),
+    ])
+
+
 def parent_data_path() -> dict:
     return notebook([
         md("# Machine failures (a notebook in notebooks/, data in ../data/)"),
@@ -607,6 +618,7 @@ NOTEBOOKS = {
     "frame_level_split": frame_level_split,
     "scaler_outside_pipeline": scaler_outside_pipeline,
     "grid_on_all_rows": grid_on_all_rows,
+    "tfidf_outside_pipeline": tfidf_outside_pipeline,
 }
 NESTED = {"project/notebooks/machine_failures": parent_data_path}
 
