@@ -223,3 +223,23 @@ def test_a_regressor_answers_numbers_without_probabilities(client_for: Any) -> N
     body = client.post("/predict", json=[{"x1": 1.0, "x2": 0.0}, {"x1": 0.0, "x2": 1.0}]).json()
     assert body["predictions"] == pytest.approx([13.0, 9.0])
     assert "probabilities" not in body and "classes" not in body
+
+
+def test_a_model_without_predict_proba_answers_decision_scores(client_for: Any, make_project: Any) -> None:
+    """SVC-like models: roc_auc needs scores, so the service returns decision_function's as `scores`."""
+    project = make_project(hashes=False)
+    solution = project / "solution.py"
+    solution.write_text(
+        solution.read_text()
+        + "\n\nclass _WithProba(Model):\n    pass\n\n\nclass Model(_WithProba):  # noqa: F811\n"
+        "    predict_proba = None\n\n"
+        "    def decision_function(self, rows):\n"
+        "        return self.clf.decision_function(features(rows))\n"
+    )
+    client = client_for(project=project)
+    body = client.post("/predict", json=[ROW, ROW]).json()
+    assert "probabilities" not in body
+    assert len(body["scores"]) == 2 and all(isinstance(value, float) for value in body["scores"])
+    assert body["classes"] == [0, 1]
+    spec = client.get("/openapi.json").json()
+    assert "scores" in spec["components"]["schemas"]["PredictResponse"]["properties"]

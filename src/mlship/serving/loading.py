@@ -106,13 +106,16 @@ class LoadedModel:
     def __init__(self, model: Any, fallback_classes: Sequence[Any] | None = None) -> None:
         self.model = model
         self.has_proba = callable(getattr(model, "predict_proba", None))
+        # Without predict_proba, decision_function's scores are what ROC AUC and thresholds need.
+        self.has_decision = not self.has_proba and callable(getattr(model, "decision_function", None))
+        self.scores_key = "probabilities" if self.has_proba else "scores" if self.has_decision else None
         classes = getattr(model, "classes_", None)
         if classes is None:
             classes = fallback_classes
         self.classes: list[Any] | None = _plain_list(classes) if classes is not None else None
 
     def predict(self, frame: Any) -> tuple[Any, np.ndarray | None]:
-        """Predictions (an array orjson can write, or a list) and the probability matrix, row-aligned."""
+        """Predictions (an array orjson can write, or a list) and the probabilities (or decision scores)."""
         rows = len(frame)
         predictions = _json_ready(self.model.predict(frame))
         if len(predictions) != rows:
@@ -124,6 +127,12 @@ class LoadedModel:
                 raise ModelOutputError(
                     f"Model.predict_proba returned shape {probabilities.shape} for {rows} rows; "
                     "expected (rows, classes)"
+                )
+        elif self.has_decision:
+            probabilities = np.ascontiguousarray(self.model.decision_function(frame), dtype=np.float64)
+            if probabilities.shape[0] != rows:
+                raise ModelOutputError(
+                    f"Model.decision_function returned shape {probabilities.shape} for {rows} rows"
                 )
         return predictions, probabilities
 

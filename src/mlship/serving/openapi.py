@@ -95,10 +95,16 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
                     "description": "Per row, the probability of each class (in `classes` "
                     "order); present when the model has predict_proba.",
                 },
+                "scores": {
+                    "type": "array",
+                    "items": {"anyOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]},
+                    "description": "Per row, decision_function's score(s); present when the model has "
+                    "decision_function but no predict_proba.",
+                },
                 "classes": {
                     "type": "array",
                     "items": {},
-                    "description": "The classes, in probability order.",
+                    "description": "The classes, in probability (or score) order.",
                 },
                 "model_version": {"type": "string"},
                 "request_id": {"type": "string"},

@@ -188,9 +188,9 @@ class PredictEndpoint:
     async def _answer(self, scope: Scope, send: Send, outcome: Outcome, request_id: str) -> None:
         service = self.service
         payload: dict[str, Any] = {"predictions": outcome.predictions}
-        if outcome.probabilities is not None:
-            payload["probabilities"] = outcome.probabilities
-            payload["classes"] = service.model.classes if service.model is not None else None
+        if outcome.probabilities is not None and service.model is not None:
+            payload[service.model.scores_key or "probabilities"] = outcome.probabilities
+            payload["classes"] = service.model.classes
         payload["model_version"] = service.info.version
         payload["request_id"] = request_id
         body = orjson.dumps(payload, option=DUMPS_OPTIONS)
