@@ -108,11 +108,8 @@ def convert_notebook(
 
 
 def _warm_up() -> dict[str, list[str]]:
-    """Import what the end of a conversion needs, and map this environment's modules to distributions."""
+    """Map this environment's modules to their distributions (for requirements.in)."""
     from importlib import metadata
-
-    import pandas  # noqa: F401 - schema.json, test.csv
-    import sklearn.metrics  # noqa: F401 - the thresholds, computed as the gate computes them
 
     return dict(metadata.packages_distributions())
 
@@ -182,7 +179,7 @@ class _Job:
         except KernelCallError as error:
             raise self._probe_error(function, error) from error
         output = self.session.scratch / f"{function}.json"
-        return dict(json.loads(output.read_text(encoding="utf-8")))
+        return dict(json.loads(output.read_text(encoding="utf-8"))) if output.is_file() else {}
 
     def _probe_error(self, function: str, error: Any) -> MlshipError:
         if function == "verify":
@@ -210,6 +207,10 @@ class _Job:
             "survey", {"explicit": [name for _, name in named]}, what="the survey of the kernel"
         )
         self.survey = survey
+        # the kernel runs this very interpreter (the usual case): mlship's schema and metrics code runs there,
+        # where pandas and scikit-learn are already imported
+        self.same_python = survey.get("executable") == sys.executable
+        (self.staging / "data").mkdir(parents=True, exist_ok=True)
         candidates = self.candidates(survey)
         if not candidates:
             raise self.no_model(survey)
@@ -353,6 +354,10 @@ class _Job:
                 "pair": choice.heldout.key if choice.heldout else None,
                 "train": schema_pair.key if schema_pair else None,
                 "artifact": ARTIFACT,
+                "test_csv": str(self.staging / "data" / "test.csv"),
+                "rows_csv": str(self.session.scratch / "rows.csv"),
+                "golden_rows": GOLDEN_ROWS,
+                "pickles": not self.same_python,
             },
             what="saving the model",
         )
@@ -422,6 +427,18 @@ class _Job:
             )
 
     def write_schema_and_test_data(self) -> None:
+        """schema.json from the training rows; data/test.csv was written by the kernel (export)."""
+        heldout = self.choice.heldout is not None
+        self.rows_csv = self.staging / "data" / "test.csv" if heldout else self.session.scratch / "rows.csv"
+        path = self.staging / "schema.json"
+        request = {"target": self.exported["target"], "task": self.choice.candidate.task, "path": str(path)}
+        if self.same_python:
+            self.probe("schema", request, what="inferring schema.json")
+        else:
+            self._local_schema(path)
+        self.schema = json.loads(path.read_text(encoding="utf-8"))
+
+    def _local_schema(self, path: Path) -> None:
         import pandas as pd
 
         from mlship.schema import infer_schema
@@ -432,21 +449,12 @@ class _Job:
         source = train if train is not None else heldout
         assert source is not None
         target = self.exported["target"]
-        features = source.drop(columns=[target])
-        schema = infer_schema(features, source[target], self.choice.candidate.task)
+        schema = infer_schema(source.drop(columns=[target]), source[target], self.choice.candidate.task)
         if heldout is not None:
             for column in schema["columns"]:
                 if heldout[column["name"]].isna().any():
                     column["nullable"] = True
-        self.schema = schema
-        (self.staging / "schema.json").write_text(json.dumps(schema, indent=1) + "\n", encoding="utf-8")
-        (self.staging / "data").mkdir(exist_ok=True)
-        if heldout is not None:
-            heldout.to_csv(self.staging / "data" / "test.csv", index=False)
-            self.rows_csv = self.staging / "data" / "test.csv"
-        else:
-            self.rows_csv = scratch / "rows.csv"
-            source.head(GOLDEN_ROWS).to_csv(self.rows_csv, index=False)
+        path.write_text(json.dumps(schema, indent=1) + "\n", encoding="utf-8")
 
     def write_solution(self) -> None:
         from mlship.convert.render import InputSpec, render_solution
@@ -569,9 +577,7 @@ class _Job:
         return {"modules": found, "stdlib": stdlib}
 
     def _metrics(self) -> None:
-        from mlship.config import Evaluation, Threshold
         from mlship.convert.thresholds import metrics_for, threshold
-        from mlship.metrics import evaluate_predictions
 
         candidate = self.choice.candidate
         verified = self.verified
@@ -580,6 +586,31 @@ class _Job:
         self.positive = self._positive_label()
         if self.choice.heldout is None:
             return
+        if self.same_python:
+            request = {
+                "target": self.exported["target"],
+                "metrics": names,
+                "positive_label": self.positive,
+                "task": candidate.task,
+            }
+            found = self.probe("metrics", request, what="computing the metrics")
+        else:
+            found = self._local_metrics(names)
+        if "error" in found:
+            self.warnings.append(f"could not compute the metrics on the held-out rows: {found['error']}")
+            return
+        for name, value in found["values"].items():
+            if value is None:
+                self.warnings.append(f"{name} is undefined on the held-out rows; no threshold set")
+                continue
+            self.metrics[name] = round(value, 6)
+            self.thresholds[name] = threshold(name, value)
+
+    def _local_metrics(self, names: list[str]) -> dict[str, Any]:
+        from mlship.config import Evaluation, Threshold
+        from mlship.metrics import evaluate_predictions
+
+        verified = self.verified
         evaluation = Evaluation(
             target=self.exported["target"],
             metrics={name: Threshold() for name in names},
@@ -591,19 +622,13 @@ class _Job:
                 verified["labels"],
                 verified.get("scores"),
                 evaluation,
-                task=candidate.task,
+                task=self.choice.candidate.task,
                 classes=verified.get("classes"),
                 score_kind=verified.get("score_kind"),
             )
         except MlshipError as error:
-            self.warnings.append(f"could not compute the metrics on the held-out rows: {error.message}")
-            return
-        for result in results:
-            if result.value is None:
-                self.warnings.append(f"{result.name} is undefined on the held-out rows; no threshold set")
-                continue
-            self.metrics[result.name] = round(result.value, 6)
-            self.thresholds[result.name] = threshold(result.name, result.value)
+            return {"error": error.message}
+        return {"values": {result.name: result.value for result in results}}
 
     def _positive_label(self) -> Any:
         classes = self.verified.get("classes") or []

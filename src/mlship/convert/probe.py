@@ -831,20 +831,29 @@ def export(shell: Any, request: dict[str, Any]) -> None:
             result["sparse"] = {"x": chosen["x"], "columns": int(chosen["x_value"].shape[1])}
             _write_json(out / "export.json", result)
             return
+    frames: dict[str, Any] = {"heldout": None, "train": None}
     if pair is not None:
         frame, info = _as_frame(shell, estimator, pair["x_value"])
         target = _target_name(pair["y_value"], list(frame.columns))
         frame[target] = _vector(pair["y_value"])
-        frame.to_pickle(out / "heldout.pkl")
+        frames["heldout"] = frame
         STATE["heldout"] = (_select_columns(estimator, pair["x_value"])[0], _vector(pair["y_value"]))
         result.update(input=info, target=target, rows=len(frame))
+        frame.to_csv(request["test_csv"], index=False)
     if train is not None:
         frame, info_train = _as_frame(shell, estimator, train["x_value"])
         target = result.get("target") or _target_name(train["y_value"], list(frame.columns))
         frame[target] = _vector(train["y_value"])
-        frame.to_pickle(out / "train.pkl")
+        frames["train"] = frame
         result.setdefault("input", info_train)
         result.setdefault("target", target)
+        if pair is None:  # no held-out rows: the golden predictions are made on training rows
+            frame.head(int(request.get("golden_rows", 50))).to_csv(request["rows_csv"], index=False)
+    STATE["frames"] = frames
+    if request.get("pickles"):  # mlship runs in another environment: it reads the frames itself
+        for name, frame in frames.items():
+            if frame is not None:
+                frame.to_pickle(out / f"{name}.pkl")
     (out / "model").mkdir(exist_ok=True)
     result["dump"] = _dump(estimator, out / "model" / request["artifact"])
     result["classes"] = (
@@ -905,6 +914,8 @@ def verify(shell: Any, request: dict[str, Any]) -> None:
         heldout = STATE.get("heldout")
         if heldout is not None and STATE.get("export") is not None:
             raw = np.asarray(STATE["export"].predict(heldout[0]))
+    STATE["verified"] = {"truth": truth.to_numpy(), "labels": labels, "scores": scores, "kind": kind}
+    STATE["verified"]["classes"] = getattr(model, "classes_", None)
     regression = request["task"] == "regression"
     agreement = None
     if raw is not None and len(raw) == len(labels):
@@ -933,6 +944,52 @@ def verify(shell: Any, request: dict[str, Any]) -> None:
         },
     }
     _write_json(Path(request["out"]) / "verify.json", report)
+
+
+# --- schema and metrics, with mlship's own code (only when the kernel runs mlship's interpreter) ------------
+
+
+def schema(shell: Any, request: dict[str, Any]) -> None:
+    """schema.json from the training rows (else the held-out ones); nullable where held-out rows have any."""
+    from mlship.schema import infer_schema
+
+    frames = STATE["frames"]
+    source = frames["train"] if frames["train"] is not None else frames["heldout"]
+    target = request["target"]
+    inferred = infer_schema(source.drop(columns=[target]), source[target], request["task"])
+    if frames["heldout"] is not None:
+        for column in inferred["columns"]:
+            if frames["heldout"][column["name"]].isna().any():
+                column["nullable"] = True
+    Path(request["path"]).write_text(json.dumps(inferred, indent=1) + "\n", encoding="utf-8")
+
+
+def metrics(shell: Any, request: dict[str, Any]) -> None:
+    """The metrics of the verified predictions, computed as the release gate computes them."""
+    from mlship.config import Evaluation, Threshold
+    from mlship.errors import MlshipError
+    from mlship.metrics import evaluate_predictions
+
+    verified = STATE["verified"]
+    evaluation = Evaluation(
+        target=request["target"],
+        metrics={name: Threshold() for name in request["metrics"]},
+        positive_label=request.get("positive_label"),
+    )
+    try:
+        results = evaluate_predictions(
+            verified["truth"],
+            verified["labels"],
+            verified["scores"],
+            evaluation,
+            task=request["task"],
+            classes=None if verified["classes"] is None else list(verified["classes"]),
+            score_kind=verified["kind"],
+        )
+    except MlshipError as error:
+        _write_json(Path(request["out"]) / "metrics.json", {"error": error.message})
+        return
+    _write_json(Path(request["out"]) / "metrics.json", {"values": {r.name: r.value for r in results}})
 
 
 # --- distributions ------------------------------------------------------------------------------------------
