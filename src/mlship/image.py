@@ -6,16 +6,19 @@ It talks to Docker Engine, Docker Desktop or podman's Docker-compatible socket a
 
     no engine answers, or it went away mid-operation  → EngineUnavailable (exit 6)
     a build step failed, a container did not get ready → BuildFailed (exit 7)
+    no space left on device (here or in the engine)    → BuildFailed (exit 7), naming it, with what to free
     a push was refused or the registry is unreachable  → RegistryError (exit 8)
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tarfile
 import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -45,6 +48,11 @@ START_HINT = (
     "start one: Docker Desktop, `sudo systemctl start docker`, or podman's Docker API with "
     "`podman system service --time=0 unix:///run/podman/podman.sock` and "
     "`export DOCKER_HOST=unix:///run/podman/podman.sock`"
+)
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_HINT = (
+    "free space on that disk: remove old images, containers and build cache (`docker system prune`, "
+    "`podman system prune`), or point TMPDIR at a disk with room"
 )
 _STEP_LINE = re.compile(r"^(?:STEP|Step) (\d+)/(\d+)\s*:\s*(.*)$")
 _PUSH_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
@@ -253,6 +261,23 @@ def _probe(candidate: EngineCandidate) -> tuple[Any, EngineInfo]:
     return client, info
 
 
+def disk_full(error: BaseException, action: str | None = None) -> BuildFailed | None:
+    """BuildFailed (exit 7) naming the full disk when `error` (or what caused it) is "no space left on
+    device" or an exceeded quota; None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            path = current.filename2 or current.filename
+            writing = f" writing {path}" if path else ""
+            doing = f" while {action}" if action else ""
+            where = "" if path else f" (temporary files go to {tempfile.gettempdir()})"
+            return BuildFailed(f"no space left on device{writing}{doing}{where}", hint=DISK_FULL_HINT)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _short_cause(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     for pattern, short in (
@@ -306,6 +331,11 @@ def _translated(action: str, error_class: type[MlshipError], subject: str = "") 
             f"the container engine at {url} stopped answering while {action} ({_short_cause(error)})",
             hint=START_HINT,
         ) from error
+    except OSError as error:  # e.g. the SDK packing the build context into a temporary file
+        full = disk_full(error, action)
+        if full is None:
+            raise
+        raise full from error
 
 
 def _api_explanation(error: Any) -> str:
@@ -427,10 +457,12 @@ def _step_failed(
     else:
         where = "before the first step"
     lines = "\n".join(f"  | {line}" for line in log_tail) or "  | (the step printed nothing)"
+    remedy = "fix the cause and build again (--no-cache if a cached layer is stale)"
+    if "no space left on device" in cause.lower() or "disk quota exceeded" in cause.lower():
+        remedy = f"the engine's storage is full: {DISK_FULL_HINT}; then build again"
     return BuildStepFailed(
         f"building {tag} failed at {where}: {cause[:300]}",
-        hint=f"the last lines of its log:\n{lines}\nfix the cause and build again "
-        "(--no-cache if a cached layer is stale)",
+        hint=f"the last lines of its log:\n{lines}\n{remedy}",
         step=step[2] if step else None,
         log_tail=log_tail,
     )
@@ -527,8 +559,15 @@ def run(
         options["user"] = user
     if tmpfs:
         options["tmpfs"] = dict(tmpfs)
-    with _translated(f"creating a container from {ref}", BuildFailed, subject=ref):
-        container = client.containers.create(ref, **options)
+    # Named before it exists, so that an interrupt (Ctrl-C) landing while the engine creates it can
+    # still find and remove it.
+    options["name"] = f"mlship-{uuid.uuid4().hex[:12]}"
+    try:
+        with _translated(f"creating a container from {ref}", BuildFailed, subject=ref):
+            container = client.containers.create(ref, **options)
+    except BaseException as error:
+        _remove_named(client, options["name"], wait_s=2.0 if isinstance(error, KeyboardInterrupt) else 0.0)
+        raise
     try:
         with _translated(f"starting a container from {ref}", BuildFailed, subject=ref):
             container.start()
@@ -543,6 +582,19 @@ def run(
     finally:
         with suppress(Exception):  # the engine may be gone; the container then is too
             container.remove(force=True)
+
+
+def _remove_named(client: Any, name: str, wait_s: float) -> None:
+    """Remove the container `name` if the engine has it, looking for up to `wait_s` seconds (a create
+    request cut short may still complete in the engine)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with suppress(Exception):  # not there (yet), or the engine is gone: nothing to remove
+            client.containers.get(name).remove(force=True)
+            return
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.2)
 
 
 def _published_port(container: Any, port: int) -> int:

@@ -174,15 +174,21 @@ def publish(registry: Registry, repo: str, version: str, image_ref: str, revisio
     from mlship import image
 
     host = registry.host
-    if version in registry.tags(repo):
-        raise RegistryError(
-            f"{host}/{repo}:{version} appeared while this deploy ran; nothing was pushed",
-            hint="run 'mlship deploy' again: it will take the next version",
-        )
     remote = f"{host}/{repo}:{version}"
-    image.tag(image_ref, remote)
-    digest = image.push(remote)
-    stored = registry.manifest_digest(repo, version)
+    try:
+        if version in registry.tags(repo):
+            raise RegistryError(
+                f"{remote} appeared while this deploy ran; nothing was pushed",
+                hint="run 'mlship deploy' again: it will take the next version",
+            )
+        image.tag(image_ref, remote)
+        digest = image.push(remote)
+        stored = registry.manifest_digest(repo, version)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"stopped while pushing {remote}: live was not moved ({version} may be in the registry without "
+            "being live; the next deploy takes the version after it)"
+        ) from None
     if stored != digest:
         raise RegistryError(
             f"{remote} holds {stored or 'no image'} right after this deploy pushed {digest}: another deploy "
@@ -190,12 +196,17 @@ def publish(registry: Registry, repo: str, version: str, image_ref: str, revisio
             hint="see 'mlship releases', then run 'mlship deploy' again: it will take the next version",
         )
     console.print(f"  [green]✓[/] pushed {remote} ({digest[:19]})")
-    registry.retag(repo, digest, release.LIVE_TAG)
-    console.print(f"  [green]✓[/] live → {version}")
     tags = [version]
-    if revision:
-        tags.append(f"git-{revision[:12]}")
-        registry.retag(repo, digest, tags[-1])
+    try:
+        registry.retag(repo, digest, release.LIVE_TAG)
+        console.print(f"  [green]✓[/] live → {version}")
+        if revision:
+            tags.append(f"git-{revision[:12]}")
+            registry.retag(repo, digest, tags[-1])
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"stopped while moving the tags to {remote}: see 'mlship releases' for where live points"
+        ) from None
     return Published(digest=digest, tags=[*tags, release.LIVE_TAG])
 
 
@@ -239,48 +250,66 @@ def deploy(
         seconds[stage] = round(now - clock, 2)
         clock = now
 
-    with deploy_lock(project):
-        _stage("1/5 release gate")
-        gate = _gate(project)
-        lap("gate")
+    current = "the start"
 
-        _stage("2/5 against the live release")
-        registry = Registry(host)
-        tags = registry.tags(repo)
-        previous_live, comparisons = _against_live(project, registry, repo, tags, gate, force, reason)
-        version = release.next_version(tags)
-        lap("against_live")
+    def stage(name: str) -> None:
+        nonlocal current
+        current = name
+        _stage(name)
 
-        _stage(f"3/5 build {repo}:{version}")
-        created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        labels = release.release_labels(
-            version,
-            git.revision,
-            created,
-            measured(gate.metrics),
-            gate.data_sha256,
-            reason if force else None,
-        )
-        built = build_project(
-            project.root, base_image=base_image, version=version, revision=git.revision, extra_labels=labels
-        )
-        lap("build")
+    try:
+        with deploy_lock(project):
+            stage("1/5 release gate")
+            gate = _gate(project)
+            lap("gate")
 
-        _stage("4/5 verify the image over HTTP")
-        verified = verify_image(project, built.image_ref, gate)
-        stamped = _stamp(
-            built.image_id,
-            f"{repo}:{version}",
-            {
-                release.LATENCY_P50_LABEL: f"{verified.p50_ms:.2f}",
-                release.LATENCY_P99_LABEL: f"{verified.p99_ms:.2f}",
-            },
-        )
-        lap("verify")
+            stage("2/5 against the live release")
+            registry = Registry(host)
+            tags = registry.tags(repo)
+            previous_live, comparisons = _against_live(project, registry, repo, tags, gate, force, reason)
+            version = release.next_version(tags)
+            lap("against_live")
 
-        _stage(f"5/5 push to {host}/{repo}")
-        published = publish(registry, repo, version, stamped, git.revision)
-        lap("push")
+            stage(f"3/5 build {repo}:{version}")
+            created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            labels = release.release_labels(
+                version,
+                git.revision,
+                created,
+                measured(gate.metrics),
+                gate.data_sha256,
+                reason if force else None,
+            )
+            built = build_project(
+                project.root,
+                base_image=base_image,
+                version=version,
+                revision=git.revision,
+                extra_labels=labels,
+            )
+            lap("build")
+
+            stage("4/5 verify the image over HTTP")
+            verified = verify_image(project, built.image_ref, gate)
+            stamped = _stamp(
+                built.image_id,
+                f"{repo}:{version}",
+                {
+                    release.LATENCY_P50_LABEL: f"{verified.p50_ms:.2f}",
+                    release.LATENCY_P99_LABEL: f"{verified.p99_ms:.2f}",
+                },
+            )
+            lap("verify")
+
+            stage(f"5/5 push to {host}/{repo}")
+            published = publish(registry, repo, version, stamped, git.revision)
+            lap("push")
+    except KeyboardInterrupt as interrupt:
+        if interrupt.args:  # publish() said how far it got
+            raise
+        raise KeyboardInterrupt(
+            f"stopped during {current}: nothing was pushed and live was not moved"
+        ) from None
 
     return DeployResult(
         repository=f"{host}/{repo}",

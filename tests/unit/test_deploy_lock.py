@@ -253,8 +253,9 @@ def test_an_interrupted_push_leaves_live_and_every_existing_tag(
         raise KeyboardInterrupt
 
     engine.after_push = interrupted  # Ctrl-C right after the version's manifest reached the registry
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as caught:
         pipeline.publish(registry, REPO, "v2", "sha256:local", "a" * 40)
+    assert "stopped while pushing 127.0.0.1:5000/shipit:v2: live was not moved" in str(caught.value)
     after = _digests(registry)
     assert {tag: after[tag] for tag in before} == before
     assert set(after) - set(before) == {"v2"}

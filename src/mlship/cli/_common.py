@@ -67,14 +67,31 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
                 raise
             render_error(error, as_json)
             raise typer.Exit(int(error.exit_code)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C: what was stopped, if the command said
             if STATE.debug:
                 raise
-            console.print("[bold red]interrupted[/]: nothing was pushed or changed after this point")
+            detail = one_line(str(interrupt)) or "stopped before finishing; nothing after this point ran"
+            if as_json:
+                emit_json(
+                    {
+                        "ok": False,
+                        "error": f"interrupted: {detail}",
+                        "hint": None,
+                        "exit_code": int(ExitCode.INTERRUPTED),
+                        "kind": "Interrupted",
+                    }
+                )
+            console.print(f"[bold red]interrupted:[/] {escape(detail)}", soft_wrap=True)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as error:
             if STATE.debug:
                 raise
+            from mlship.image import disk_full
+
+            full = disk_full(error)
+            if full is not None:  # a full disk is named as such, wherever it struck (exit 7)
+                render_error(full, as_json)
+                raise typer.Exit(int(full.exit_code)) from None
             render_error(
                 MlshipError(
                     f"unexpected error: {type(error).__name__}: {error}",
