@@ -120,3 +120,20 @@ def use_fake_pip_compile(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Path
     monkeypatch.setenv("FAKE_PIPTOOLS_LOG", str(log))
     monkeypatch.setenv("FAKE_PIPTOOLS_MODE", "ok")
     return log
+
+
+def within_schema(row: dict[str, object], schema: dict[str, object]) -> bool:
+    """Whether the service's contract accepts the row: its nulls, bounds and categories (schema.json)."""
+    for column in schema["columns"]:  # type: ignore[attr-defined]
+        value = row.get(column["name"])
+        if value is None:
+            if not column.get("nullable", False):
+                return False
+            continue
+        if column.get("minimum") is not None and value < column["minimum"]:  # type: ignore[operator]
+            return False
+        if column.get("maximum") is not None and value > column["maximum"]:  # type: ignore[operator]
+            return False
+        if column.get("enum") is not None and value not in column["enum"]:
+            return False
+    return True

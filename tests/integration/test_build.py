@@ -23,7 +23,7 @@ from mlship import image
 from mlship.build import BuildResult, build_project
 from mlship.context import manifest_sha256
 from mlship.deps import sha256_file
-from tests.build_projects import SECRET_MARKERS, SECRETS, plant_secrets
+from tests.build_projects import SECRET_MARKERS, SECRETS, plant_secrets, within_schema
 
 pytestmark = pytest.mark.integration
 
@@ -118,17 +118,6 @@ def test_the_image_carries_every_label(built: BuildResult, template_project: Pat
     assert labels["team"] == "payments"
     assert labels["note"] == TRICKY_LABEL
     assert "s3cr3t" not in json.dumps(labels)
-
-
-def within_schema(row: dict[str, Any], schema: dict[str, Any]) -> bool:
-    """Whether the service's contract accepts the row (the bounds schema.json enforces)."""
-    for column in schema["columns"]:
-        value = row[column["name"]]
-        if column.get("minimum") is not None and value < column["minimum"]:
-            return False
-        if column.get("maximum") is not None and value > column["maximum"]:
-            return False
-    return True
 
 
 def test_predictions_in_the_container_equal_the_local_model(
