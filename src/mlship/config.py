@@ -50,7 +50,7 @@ def _no_control_chars(value: str) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class ModelSpec(_Model):
@@ -281,6 +281,21 @@ def _describe(error: dict[str, Any]) -> str:
 
 def parse_config(text: str, file: str = CONFIG_FILE) -> ProjectConfig:
     """Parse and validate mlship.yaml text; every problem is a ConfigError naming file, line and field."""
+    try:
+        return _parse_config(text, file)
+    except TypeError as error:  # a list or mapping used as a key: YAML allows it, Python dicts do not
+        raise ConfigError(
+            f"{file}: a key is a list or mapping ({error})",
+            hint="keys in mlship.yaml are plain names such as 'name' or 'evaluation'",
+        ) from error
+    except RecursionError as error:
+        raise ConfigError(
+            f"{file}: nested too deeply, or an alias (*name) refers to itself",
+            hint="mlship.yaml needs only a few levels of nesting and no recursive aliases",
+        ) from error
+
+
+def _parse_config(text: str, file: str) -> ProjectConfig:
     try:
         root = yaml.compose(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
