@@ -13,6 +13,8 @@ It talks to Docker Engine, Docker Desktop or podman's Docker-compatible socket a
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import os
 import re
 import tarfile
@@ -890,3 +892,150 @@ def save_layers(
                             is_file=member.isfile(),
                             content=content,
                         )
+
+
+# --- files of an image, read without running it -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One entry under a folder of an image, read from a container that was never started."""
+
+    path: str  # absolute inside the image: "/app/project/model/model.joblib"
+    kind: str  # "file", "dir", "link" (symbolic or hard) or "other"
+    size: int
+    sha256: str | None = None  # regular files only
+    content: bytes | None = None  # regular files up to max_content_bytes
+    link_target: str | None = None
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over the byte chunks the engine streams (a tar archive, read once, in order)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+@contextmanager
+def _created_container(ref: str) -> Iterator[Any]:
+    """A container of `ref` that is created and never started (so nothing in the image runs), to read
+    files from; always removed, also when interrupted while the engine creates it."""
+    client = connect()
+    name = f"mlship-read-{uuid.uuid4().hex[:12]}"
+    try:
+        with _translated(f"opening {ref} to read its files", BuildFailed, subject=ref):
+            container = client.containers.create(
+                ref, command=["true"], name=name, network_mode="none", labels={"mlship.managed": "true"}
+            )
+    except BaseException as error:
+        _remove_named(client, name, wait_s=2.0 if isinstance(error, KeyboardInterrupt) else 0.0)
+        raise
+    try:
+        yield container
+    finally:
+        with suppress(Exception):  # the engine may be gone; the container then is too
+            container.remove(force=True)
+
+
+def _archive_entries(container: Any, ref: str, path: str, max_content_bytes: int) -> Iterator[ImageFile]:
+    """Stream `path` out of the container as a tar archive and yield its entries (absolute paths)."""
+    import posixpath
+
+    parent = posixpath.dirname(path.rstrip("/")) or "/"
+    with _translated(f"reading {path} from {ref}", BuildFailed, subject=ref):
+        chunks, _stat = container.get_archive(path)
+        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks), 1 << 20), mode="r|") as archive:
+            for member in archive:
+                absolute = posixpath.normpath(posixpath.join(parent, member.name))
+                if member.isfile():
+                    digest = hashlib.sha256()
+                    kept = bytearray() if member.size <= max_content_bytes else None
+                    stream = archive.extractfile(member)
+                    while stream is not None and (block := stream.read(1 << 20)):
+                        digest.update(block)
+                        if kept is not None:
+                            kept += block
+                    yield ImageFile(
+                        absolute,
+                        "file",
+                        member.size,
+                        sha256=digest.hexdigest(),
+                        content=bytes(kept) if kept is not None else None,
+                    )
+                elif member.isdir():
+                    yield ImageFile(absolute, "dir", 0)
+                elif member.issym() or member.islnk():
+                    yield ImageFile(absolute, "link", 0, link_target=member.linkname)
+                else:
+                    yield ImageFile(absolute, "other", member.size)
+
+
+def read_tree(ref: str, directory: str, *, max_content_bytes: int = 16 << 20) -> list[ImageFile]:
+    """Every entry under the absolute `directory` of the local image `ref` (itself included), read from
+    a container that is created but never started: nothing in the image runs. Regular files carry their
+    sha256, and their bytes when at most `max_content_bytes`. Raises BuildFailed when it does not exist."""
+    with _created_container(ref) as container:
+        return list(_archive_entries(container, ref, directory, max_content_bytes))
+
+
+def read_files(ref: str, paths: list[str]) -> dict[str, bytes | None]:
+    """The bytes of each absolute file path of the local image `ref` (None when it does not exist), read
+    from one container that is never started. Raises BuildFailed when a path is not a regular file."""
+    import docker
+
+    found: dict[str, bytes | None] = {}
+    with _created_container(ref) as container:
+        for path in paths:
+            try:
+                entries = list(_archive_entries(container, ref, path, max_content_bytes=1 << 62))
+            except BuildFailed as error:
+                if isinstance(error.__cause__, docker.errors.NotFound):
+                    found[path] = None
+                    continue
+                raise
+            if len(entries) != 1 or entries[0].kind != "file":
+                raise BuildFailed(f"{path} in {ref} is not a regular file")
+            found[path] = entries[0].content
+    return found
+
+
+def read_file(ref: str, path: str) -> bytes:
+    """The bytes of the absolute file `path` of the local image `ref`, without running it; BuildFailed
+    naming the path when it does not exist."""
+    content = read_files(ref, [path])[path]
+    if content is None:
+        raise BuildFailed(f"{path}: no such file in {ref}")
+    return content
+
+
+def image_layers(ref: str) -> list[str]:
+    """The diff IDs of the local image's layers (its config's rootfs), bottom layer first."""
+    client = connect()
+    with _translated(f"inspecting {ref}", BuildFailed, subject=ref):
+        attrs = client.images.get(ref).attrs
+    return [str(layer) for layer in (attrs.get("RootFS") or {}).get("Layers") or []]
+
+
+def image_history(ref: str) -> list[tuple[str, int]]:
+    """(instruction, size in bytes) of each step that made the local image, newest first."""
+    client = connect()
+    with _translated(f"reading the history of {ref}", BuildFailed, subject=ref):
+        history = client.images.get(ref).history()
+    return [
+        (" ".join(str(item.get("CreatedBy") or "").split()), int(item.get("Size") or 0)) for item in history
+    ]
