@@ -96,8 +96,9 @@ def main() -> None:
     within = sum(ratio <= TARGET_RATIO for ratio in ratios)
     print(
         f"\n{len(ratios)} notebooks: ratio median {statistics.median(ratios):.2f}, mean "
-        f"{statistics.mean(ratios):.2f}, max {max(ratios):.2f}; conversion adds {statistics.median(extra):.2f} s "
-        f"(median); {within}/{len(ratios)} within the target of {TARGET_RATIO:.2f}"
+        f"{statistics.mean(ratios):.2f}, max {max(ratios):.2f}; conversion adds "
+        f"{statistics.median(extra):.2f} s (median); {within}/{len(ratios)} within the target of "
+        f"{TARGET_RATIO:.2f}"
     )
 
 

@@ -26,6 +26,10 @@ def convert(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds the whole notebook may run.")
     ] = 900.0,
+    cell_timeout: Annotated[
+        float | None,
+        typer.Option("--cell-timeout", min=1, help="Seconds one cell may run (default: no limit)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the notebook again and refresh the project: model/, data/test.csv, schema.json, thresholds, golden
@@ -48,7 +52,15 @@ def convert(
             hint=f"create one with 'mlship init --from-notebook {notebook} --dir {project}'",
         )
     name = load_project(project).config.name
-    result = convert_notebook(notebook, project, name=name, force=force, timeout_s=timeout, keep_code=True)
+    result = convert_notebook(
+        notebook,
+        project,
+        name=name,
+        force=force,
+        timeout_s=timeout,
+        cell_timeout_s=cell_timeout,
+        keep_code=True,
+    )
     finish(result, as_json, lambda converted: console.print(converted.summary(), soft_wrap=True))
 
 

@@ -621,6 +621,12 @@ def training_code(
     body: list[str] = []
     shown_cells: list[int] = []
     for statement in kept:
+        pruned = statement.pruned
+        if pruned is not None and any(isinstance(node, ast.Global) for node in ast.walk(pruned)):
+            warnings.append(
+                f"cell {statement.cell.number} declares `global` names: inside train() they are not the "
+                "notebook's variables any more; check train() by running it"
+            )
         if id(statement) in moved:
             continue
         if _hoistable(statement.pruned):

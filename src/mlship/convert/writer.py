@@ -302,7 +302,7 @@ def install(staging: Path, target: Path, kept: list[str]) -> list[str]:
     target.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     for path in sorted(staging.rglob("*")):
-        if path.is_dir():
+        if path.is_dir() or "__pycache__" in path.parts:
             continue
         relative = path.relative_to(staging).as_posix()
         if relative in kept:
