@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -196,3 +197,74 @@ def test_one_frame_from_several_requests_of_either_form() -> None:
     second = contract.validate({"x": 0, "n": 2**60, "y": 1}, 10)
     frame = contract.frame(first, second)
     assert frame.to_dict("list") == {"x": [1.0, 0.0], "n": [2, 2**60], "y": [3.0, 1.0]}
+
+
+# --- numbers written beyond a bound that round onto it (found by schemathesis) ---
+
+FLOAT_MAX_AS_WRITTEN = 17976931348623157 * 10**292  # "1.7976931348623157e308", the document's bound, exactly
+
+EXACT = {
+    "columns": [
+        {"name": "free", "type": "number"},  # the document states ±1.7976931348623157e308
+        {"name": "n", "type": "integer"},  # the document states the int64 range
+        {"name": "share", "type": "number", "minimum": 0, "maximum": 0.1, "nullable": True},
+        {"name": "kind", "type": "string"},  # not all-numeric: the tuple path
+    ]
+}
+GOOD = {"free": 1.0, "n": 1, "share": 0.05, "kind": "a"}
+
+
+def _body(row: dict[str, str]) -> bytes:
+    """A JSON body with some values written as raw text (more digits than a double holds)."""
+    fields = {**{k: json.dumps(v) for k, v in GOOD.items()}, **row}
+    return ("[" + "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}" + "]").encode()
+
+
+@pytest.mark.parametrize(
+    ("written", "field", "fragment"),
+    [
+        ({"free": str(-(FLOAT_MAX_AS_WRITTEN + 1))}, "free", "below the minimum"),
+        ({"free": str(FLOAT_MAX_AS_WRITTEN + 1)}, "free", "above the maximum"),
+        ({"n": str(-(2**63) - 1)}, "n", "is below the minimum -9223372036854775808"),
+        ({"share": "-1e-400"}, "share", "-1E-400 is below the minimum 0"),
+        ({"share": "0.1000000000000000000001"}, "share", "above the maximum 0.1"),
+    ],
+)
+@pytest.mark.parametrize("numeric_only", [False, True])
+def test_a_number_written_beyond_a_bound_is_refused_though_it_rounds_onto_it(
+    written: dict[str, str], field: str, fragment: str, numeric_only: bool
+) -> None:
+    """The OpenAPI document's bounds are exact decimals: a number written beyond one is invalid, even when
+    the double it parses to is the bound itself."""
+    import orjson
+
+    schema = {"columns": EXACT["columns"][:3] if numeric_only else EXACT["columns"]}
+    contract = InputContract.from_schema(schema)
+    body = _body(written)
+    if numeric_only:
+        body = body.replace(b', "kind": "a"', b"")
+    parsed = orjson.loads(body)[0][field]
+    assert parsed in (-1.7976931348623157e308, 1.7976931348623157e308, -(2**63), 0.0, 0.1)  # on the bound
+    with pytest.raises(InvalidRequest) as caught:
+        contract.parse(body, 10)
+    assert [(p.row, p.field) for p in caught.value.problems] == [(0, field)]
+    assert fragment in caught.value.problems[0].message
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        {"free": str(-FLOAT_MAX_AS_WRITTEN)},
+        {"free": "1.7976931348623157e308"},
+        {"n": str(-(2**63))},
+        {"share": "-0.0"},
+        {"share": "1e-400"},
+        {"share": "0.1"},
+        {"share": "0.0999999999999999999999"},
+        {"share": "null"},
+    ],
+)
+def test_a_number_on_or_inside_a_bound_as_written_is_accepted(written: dict[str, str]) -> None:
+    contract = InputContract.from_schema(EXACT)
+    rows, _ = contract.parse(_body(written), 10)
+    assert len(rows) == 1

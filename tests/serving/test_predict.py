@@ -243,3 +243,21 @@ def test_a_model_without_predict_proba_answers_decision_scores(client_for: Any, 
     assert body["classes"] == [0, 1]
     spec = client.get("/openapi.json").json()
     assert "scores" in spec["components"]["schemas"]["PredictResponse"]["properties"]
+
+
+def test_a_non_finite_prediction_is_null_and_the_document_says_so(client_for: Any) -> None:
+    """Valid inputs at the edge of the range can overflow a model: JSON has no infinity, so the answer is
+    null, and the OpenAPI document allows it (schemathesis found the document saying "number")."""
+    from jsonschema import Draft202012Validator
+
+    client = client_for("regressor")
+    response = client.post("/predict", json=[{"x1": 0.1, "x2": 1.7976931348623157e308}, {"x1": 1.0, "x2": 0}])
+    assert response.status_code == 200
+    body = response.json()
+    assert body["predictions"][0] is None and body["predictions"][1] == pytest.approx(13.0)
+    document = client.get("/openapi.json").json()
+    Draft202012Validator(document["components"]["schemas"]["PredictResponse"]).validate(body)
+    classifier = client_for().get("/openapi.json").json()["components"]["schemas"]["PredictResponse"]
+    Draft202012Validator(classifier).validate(
+        {"predictions": [None, 1], "probabilities": [[None, 0.5]], "model_version": "v", "request_id": "r"}
+    )

@@ -6,9 +6,11 @@ inclusion run in C); only when a check fails is the column walked row by row to 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import chain, repeat
 from operator import eq, itemgetter
 from typing import Any, Union
@@ -20,6 +22,7 @@ import pandas as pd  # noqa: TID253
 KINDS = ("number", "integer", "boolean", "string")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+FLOAT_MAX = 1.7976931348623157e308  # the bound the OpenAPI document states for an unbounded number column
 MAX_PROBLEMS = 20
 
 _JSON_TYPE = {
@@ -115,6 +118,19 @@ class Column:
         low = INT64_MIN if self.minimum is None else max(self.minimum, INT64_MIN)
         high = INT64_MAX if self.maximum is None else min(self.maximum, INT64_MAX)
         return low, high
+
+    def stated_bounds(self) -> tuple[float | None, float | None]:
+        """The bounds the OpenAPI document states: ``bounds()``, and ±FLOAT_MAX for an unbounded number."""
+        low, high = self.bounds()
+        if self.kind == "number":
+            low = -FLOAT_MAX if low is None else low
+            high = FLOAT_MAX if high is None else high
+        return low, high
+
+    def on_a_bound(self, values: Sequence[Any]) -> bool:
+        """Does a value equal a stated bound? As written it may lie just beyond it (``_check_exactly``)."""
+        low, high = self.stated_bounds()
+        return (low is not None and low in values) or (high is not None and high in values)
 
     def check(self, values: Sequence[Any], problems: list[Problem]) -> None:
         """Append a Problem for each value of this column (one per row) that breaks the contract."""
@@ -269,10 +285,13 @@ class InputContract:
         self._all_float = all(c.dtype is np.float64 for c in columns)
         # Schemas of non-nullable numbers only (the common tabular case) are checked as one float block.
         self._numeric = all(c.kind in ("number", "integer") and not c.nullable for c in columns)
-        bounds = [c.bounds() for c in columns]
+        # Parsed numbers are always finite (orjson refuses the rest), so the stated ±FLOAT_MAX of an unbounded
+        # column bounds exactly what -inf/+inf would; equality with a bound is what _check_exactly needs.
+        bounds = [c.stated_bounds() for c in columns]
         self._lows = np.array([-np.inf if low is None else low for low, _ in bounds], dtype=np.float64)
         self._highs = np.array([np.inf if high is None else high for _, high in bounds], dtype=np.float64)
         self._integers = [i for i, c in enumerate(columns) if c.kind == "integer"]
+        self._numbers = tuple(c for c in columns if c.kind in ("number", "integer"))
 
     @classmethod
     def from_schema(cls, schema: Any) -> InputContract:
@@ -295,7 +314,10 @@ class InputContract:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise InvalidRequest([Problem(None, None, f"malformed JSON: {error}")]) from None
-        return self.validate(data, max_rows), data
+        accepted, on_a_bound = self._validate(data, max_rows)
+        if on_a_bound:
+            self._check_exactly(body)
+        return accepted, data
 
     def validate(self, data: Any, max_rows: int) -> Accepted:
         """Validate one row (an object) or a list of rows; raise InvalidRequest or TooManyRows.
@@ -303,6 +325,40 @@ class InputContract:
         The accepted rows are a float array (rows × columns) for all-numeric schemas, else a list of tuples
         in column order; ``frame`` turns either into the model's DataFrame.
         """
+        return self._validate(data, max_rows)[0]
+
+    def _check_exactly(self, body: bytes) -> None:
+        """Compare numbers with the stated bounds as written in the body, not as doubles.
+
+        A number written with more digits than a double holds (``-9223372036854775809``, a 309-digit
+        integer, ``-1e-400``) is parsed to the nearest double, which may be the bound itself although the
+        number lies beyond it. The OpenAPI document's bounds are exact decimals, so the service compares
+        exactly too — only for requests where a value landed on a bound, so the usual path pays nothing.
+        """
+        try:
+            data = json.loads(body, parse_float=Decimal)
+        except (ValueError, RecursionError):  # orjson read it; the stdlib should too
+            return
+        rows = [data] if isinstance(data, dict) else data
+        problems: list[Problem] = []
+        for column in self._numbers:
+            low, high = (None if b is None else _exact(b) for b in column.stated_bounds())
+            for index, row in enumerate(rows):
+                value = row.get(column.name) if isinstance(row, dict) else None
+                if value is None or isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+                    continue
+                exact = Decimal(value)
+                if low is not None and exact < low:
+                    message = f"{_shown(exact)} is below the minimum {low}"
+                    problems.append(Problem(index, column.name, message))
+                elif high is not None and exact > high:
+                    message = f"{_shown(exact)} is above the maximum {high}"
+                    problems.append(Problem(index, column.name, message))
+        if problems:
+            raise InvalidRequest(problems)
+
+    def _validate(self, data: Any, max_rows: int) -> tuple[Accepted, bool]:
+        """``validate``, and whether a number equals one of its column's stated bounds."""
         if isinstance(data, dict):
             rows: list[Any] = [data]
         elif isinstance(data, list):
@@ -340,15 +396,18 @@ class InputContract:
         if self._numeric:
             block = self._numeric_block(tuples)
             if block is not None:
-                return block
+                return block, bool(((block == self._lows) | (block == self._highs)).any())
         problems: list[Problem] = []
+        on_a_bound = False
         for column, values in zip(self.columns, zip(*tuples, strict=True), strict=True):
             column.check(values, problems)
             if len(problems) > MAX_PROBLEMS:
                 break
+            if not problems and not on_a_bound and column.kind in ("number", "integer"):
+                on_a_bound = column.on_a_bound(values)
         if problems:
             raise InvalidRequest(problems)
-        return tuples
+        return tuples, on_a_bound
 
     def _numeric_block(self, tuples: list[tuple[Any, ...]]) -> np.ndarray | None:
         """The rows as one float array if every check passes; None sends them through the exact checks."""
@@ -423,6 +482,16 @@ class InputContract:
             if isinstance(raw, dict) and raw.get("name") == name and isinstance(raw.get("observed"), dict):
                 return dict(raw["observed"])
         return {}
+
+
+def _exact(bound: float) -> Decimal:
+    """A bound as the OpenAPI document writes it: an int exactly, a float as its shortest repr."""
+    return Decimal(bound) if isinstance(bound, int) else Decimal(repr(float(bound)))
+
+
+def _shown(value: Decimal) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
 
 
 def _typical(column: Column, observed: dict[str, Any]) -> Any:

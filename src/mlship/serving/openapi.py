@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .contract import Column, InputContract
+from .contract import FLOAT_MAX, Column, InputContract
 from .settings import ServiceInfo
 
-FLOAT_MAX = 1.7976931348623157e308
+__all__ = ["FLOAT_MAX", "as_openapi_30", "build_openapi", "column_schema"]
+
 JSON_TYPES = {"number", "integer", "boolean", "string"}
 DOC_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png", "favicon-16x16.png")
 
@@ -28,9 +29,7 @@ def column_schema(column: Column) -> dict[str, Any]:
     if column.kind == "integer":
         schema["format"] = "int64"
     if column.kind in ("number", "integer"):
-        low, high = column.bounds()
-        schema["minimum"] = -FLOAT_MAX if low is None else low
-        schema["maximum"] = FLOAT_MAX if high is None else high
+        schema["minimum"], schema["maximum"] = column.stated_bounds()
     if column.enum is not None:
         schema["enum"] = [*column.enum, None] if column.nullable else list(column.enum)
     return schema
@@ -60,9 +59,11 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
     settings = info.serving
     target = contract.schema.get("target") if isinstance(contract.schema.get("target"), dict) else {}
     target_type = target.get("type") if isinstance(target, dict) else None
-    prediction_item: dict[str, Any] = {"type": target_type} if target_type in JSON_TYPES else {}
+    # null: what a model's NaN, infinity or None becomes in JSON (orjson writes them as null)
+    prediction_item: dict[str, Any] = {"type": [target_type, "null"]} if target_type in JSON_TYPES else {}
     if target_type == "integer":
-        prediction_item = {"type": "number"}  # a classifier may answer 1 or 1.0; both are the class
+        prediction_item = {"type": ["number", "null"]}  # a classifier may answer 1 or 1.0; both are the class
+    score: dict[str, Any] = {"type": ["number", "null"]}
     row = {
         "type": "object",
         "description": "One input row: every column of the model's schema, no other field.",
@@ -87,19 +88,20 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
                 "predictions": {
                     "type": "array",
                     "items": prediction_item,
-                    "description": "One prediction per input row, in order.",
+                    "description": "One prediction per input row, in order; null where the model's output "
+                    "is not a finite number (NaN or infinity) or is missing.",
                 },
                 "probabilities": {
                     "type": "array",
-                    "items": {"type": "array", "items": {"type": "number"}},
+                    "items": {"type": "array", "items": score},
                     "description": "Per row, the probability of each class (in `classes` "
-                    "order); present when the model has predict_proba.",
+                    "order); present when the model has predict_proba. null where it is not finite.",
                 },
                 "scores": {
                     "type": "array",
-                    "items": {"anyOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]},
+                    "items": {"anyOf": [score, {"type": "array", "items": score}]},
                     "description": "Per row, decision_function's score(s); present when the model has "
-                    "decision_function but no predict_proba.",
+                    "decision_function but no predict_proba. null where it is not finite.",
                 },
                 "classes": {
                     "type": "array",
