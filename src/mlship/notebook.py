@@ -304,10 +304,10 @@ def choose_kernel(notebook: Any) -> tuple[str, str | None, Any]:
                     hint="convert a notebook that runs on a Python kernel",
                 )
             return wanted, None, manager
-    shown = f"'{wanted}'" if wanted else "(none named in the notebook)"
+    missing = f"kernel '{wanted}' is not installed here" if wanted else "the notebook names no kernel"
     note = (
-        f"kernel {shown} is not installed here; running with this environment's Python "
-        f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable})"
+        f"{missing}; running with this environment's Python {sys.version_info[0]}.{sys.version_info[1]} "
+        f"({sys.executable})"
     )
     return "mlship-current-python", note, manager
 

@@ -201,3 +201,16 @@ def test_fit_site_knows_a_loaded_model() -> None:
 
     assert fit_site(clean_cell(0, "m = joblib.load('m.pkl')"), ["m"]).loaded
     assert not fit_site(clean_cell(0, "m = load_model().fit(X, y)"), ["m"]).loaded
+
+
+def test_the_heldout_pair_the_model_scores_best_on_wins() -> None:
+    scaled = Pair(
+        x="X_test_scaled", y="y_test", split="heldout", rows=100, exact=False, consistent=True, score=0.95
+    )
+    raw = Pair(x="X_test", y="y_test", split="heldout", rows=100, consistent=True, score=0.41)
+    model = candidate(1, "svc", 3, pairs=[raw, scaled])
+    best = best_heldout(model)
+    assert best is not None and best.x == "X_test_scaled"
+    close = Pair(x="X_test", y="y_test", split="heldout", rows=100, consistent=True, score=0.94)
+    best = best_heldout(candidate(1, "svc", 3, pairs=[close, scaled]))
+    assert best is not None and best.x == "X_test"  # within 0.02: the exact name wins

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlship.console import console
-from mlship.convert.cells import Cell, clean_cell, explicit_choices, fit_site
+from mlship.convert.cells import Cell, clean_cell, explicit_choices, fit_site, fitted_on
 from mlship.convert.requirements import OWN_MODULES, imported_modules, requirement_lines, requirements_text
 from mlship.convert.result import ConvertResult, OtherCandidate
 from mlship.convert.select import HOW_TO_PICK, Candidate, Choice, Pair, choose
@@ -220,6 +220,7 @@ class _Job:
         except NotebookError as error:
             error.message = f"{self.notebook.name}: {error.message}"
             raise
+        self.warn_if_fitted_on_everything()
         if self.session.kernel_note:
             self.warnings.append(self.session.kernel_note)
         for line in self.session.skipped:
@@ -279,6 +280,21 @@ class _Job:
                 )
             )
         return found
+
+    def warn_if_fitted_on_everything(self) -> None:
+        """A model last fitted on all rows (X, y) has seen the held-out rows: its metrics are optimistic."""
+        candidate, heldout = self.choice.candidate, self.choice.heldout
+        cell = next((cell for cell in self.cells if cell.index == candidate.fit_cell), None)
+        if heldout is None or cell is None:
+            return
+        everything = {pair["x"] for pair in self.survey.get("pairs", []) if pair["split"] == "all"}
+        used = fitted_on(cell, candidate.aliases)
+        if used is not None and used in everything:
+            self.warnings.append(
+                f"`{candidate.name}` was last fitted on `{used}`, all the rows, so it has seen the "
+                f"held-out rows of {heldout.x}/{heldout.y} in data/test.csv: the metrics and thresholds are "
+                "optimistic; put rows it has not seen into data/test.csv"
+            )
 
     def no_model(self, survey: dict[str, Any]) -> NotebookError:
         details = []

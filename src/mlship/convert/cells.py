@@ -209,6 +209,23 @@ def _loads(node: ast.AST) -> set[str]:
 LOAD_CALLS = frozenset({"load", "loads", "load_model", "read_pickle"})
 
 
+def fitted_on(cell: Cell, aliases: list[str]) -> str | None:
+    """The variable passed as X to the last `.fit(X, …)` of one of `aliases` in the cell, if it is a name."""
+    roots = {root for root in (alias_root(alias) for alias in aliases) if root}
+    found = None
+    for node in ast.walk(cell.tree) if cell.tree is not None else []:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in FIT_METHODS
+            and root_name(node.func.value) in roots
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+        ):
+            found = node.args[0].id
+    return found
+
+
 @dataclass
 class FitSite:
     """Where in its cell an estimator got its final state."""

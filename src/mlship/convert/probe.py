@@ -504,6 +504,33 @@ def consistent(estimator: Any, task: str, pair: dict[str, Any]) -> tuple[bool, s
     return True, ""
 
 
+SCORE_ROWS = 2000
+
+
+def quick_score(estimator: Any, task: str, pair: dict[str, Any]) -> float | None:
+    """Accuracy (classification) or R² (regression) on up to SCORE_ROWS rows of a consistent pair: the pair
+    a model scores best on is the one it was made for (scaled vs raw columns, log vs raw target)."""
+    import numpy as np
+
+    selected, _ = _select_columns(estimator, pair["x_value"])
+    if selected is None:
+        return None
+    truth = _vector(pair["y_value"])[:SCORE_ROWS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            predicted = np.asarray(estimator.predict(_head(selected, SCORE_ROWS))).ravel()
+        except Exception:
+            return None
+    if task == "regression":
+        truth = truth.astype(float)
+        spread = float(((truth - truth.mean()) ** 2).sum())
+        if spread == 0:
+            return None
+        return float(1 - ((truth - predicted.astype(float)) ** 2).sum() / spread)
+    return float(np.mean([plain(a) == plain(b) for a, b in zip(truth, predicted, strict=False)]))
+
+
 # --- survey -------------------------------------------------------------------------------------------------
 
 
@@ -576,6 +603,7 @@ def survey(shell: Any, request: dict[str, Any]) -> None:
                     "exact": pair["exact"],
                     "consistent": ok,
                     "why": why,
+                    "score": quick_score(estimator, entry["task"], pair) if ok else None,
                 }
             )
     explicit: dict[str, dict[str, Any]] = {}
