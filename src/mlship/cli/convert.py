@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from mlship.cli._common import JsonFlag, boundary, finish
-from mlship.config import CONFIG_FILE
 from mlship.console import console
 from mlship.errors import UsageError
 
@@ -17,9 +16,7 @@ from mlship.errors import UsageError
 @boundary
 def convert(
     project: Annotated[Path, typer.Argument(help="The project folder (holding mlship.yaml).")] = Path("."),
-    notebook: Annotated[
-        Path | None, typer.Option("--notebook", help="The notebook to convert (.ipynb).")
-    ] = None,
+    notebook: Annotated[Path, typer.Option("--notebook", help="The notebook to convert (.ipynb).")] = Path(),
     force: Annotated[
         bool, typer.Option("--force", help="Also regenerate solution.py, the tests and the README.")
     ] = False,
@@ -27,9 +24,9 @@ def convert(
         float, typer.Option("--timeout", min=1, help="Seconds the whole notebook may run.")
     ] = 900.0,
     cell_timeout: Annotated[
-        float | None,
-        typer.Option("--cell-timeout", min=1, help="Seconds one cell may run (default: no limit)."),
-    ] = None,
+        float,
+        typer.Option("--cell-timeout", min=0, help="Seconds one cell may run (0: no limit of its own)."),
+    ] = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the notebook again and refresh the project: model/, data/test.csv, schema.json, thresholds, golden
@@ -38,10 +35,10 @@ def convert(
 
     Example: `mlship convert fraud-detector --notebook notebooks/fraud.ipynb`.
     """
-    from mlship.config import load_project
+    from mlship.config import CONFIG_FILE, load_project
     from mlship.convert import convert_notebook
 
-    if notebook is None:
+    if notebook == Path():  # not given
         raise UsageError(
             "give the notebook to convert with --notebook NB.ipynb",
             hint=f"e.g. 'mlship convert {project} --notebook analysis.ipynb'",
@@ -58,7 +55,7 @@ def convert(
         name=name,
         force=force,
         timeout_s=timeout,
-        cell_timeout_s=cell_timeout,
+        cell_timeout_s=cell_timeout or None,
         keep_code=True,
     )
     finish(result, as_json, lambda converted: console.print(converted.summary(), soft_wrap=True))
