@@ -1,4 +1,5 @@
-"""Start-up: check the artifacts against their recorded hashes, import solution.py, load the model."""
+"""Start-up: check the artifacts against their recorded hashes (and skops files against the types the build
+recorded), import solution.py, load the model."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
 
+from .artifacts import ArtifactTrust, ArtifactTrustError, enforce
 from .settings import ServiceInfo
 
 
@@ -77,6 +79,15 @@ def verify_artifacts(project_dir: Path, info: ServiceInfo) -> None:
                 f"artifact {relative}: not recorded in service.json artifact_sha256; refusing to "
                 "start with an unverified file in the artifacts folder"
             )
+
+
+def check_artifact_trust(project_dir: Path, info: ServiceInfo) -> None:
+    """Refuse skops artefacts that hold a type the build did not record (see ``artifacts``); a no-op for
+    joblib/pickle artefacts and on a working folder without artifact-trust.json."""
+    try:
+        enforce(project_dir, info.artifacts, ArtifactTrust.for_project(project_dir))
+    except ArtifactTrustError as error:
+        raise StartupError(str(error)) from error
 
 
 def import_solution(project_dir: Path, info: ServiceInfo) -> Any:
@@ -157,9 +168,10 @@ def _json_ready(predictions: Any) -> Any:
 def load_model(
     project_dir: Path, info: ServiceInfo, fallback_classes: Sequence[Any] | None = None
 ) -> LoadedModel:
-    """Verify artifacts, import solution.py, build ``Model()`` and call ``load(artifacts)``."""
+    """Verify artifacts (hashes, skops types), import solution.py, build ``Model()``, call ``load()``."""
     project_dir = Path(project_dir)
     verify_artifacts(project_dir, info)
+    check_artifact_trust(project_dir, info)
     module = import_solution(project_dir, info)
     model_class = getattr(module, "Model", None)
     if not isinstance(model_class, type):
