@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mlship.cli._common import JsonFlag, boundary, finish
 from mlship.console import console
@@ -46,12 +47,14 @@ def _render(report: TestReport) -> None:
         mark = "[green]✓[/]" if tests.ok else "[red]✗[/]"
         console.print(f"{mark} project tests: {tests.summary()} in {tests.duration:.1f}s")
         for failure in tests.failures:
-            console.print(f"  [red]•[/] {failure}", soft_wrap=True)
+            console.print(f"  [red]•[/] {escape(failure)}", soft_wrap=True)
     gate = report.gate
     if gate is None:
         console.print("[red]gate not run[/]: fix the project's tests first")
         return
-    console.print(f"[bold]Release gate[/] · {gate.rows:,} rows of {gate.data} · {gate.task}", soft_wrap=True)
+    console.print(
+        f"[bold]Release gate[/] · {gate.rows:,} rows of {escape(gate.data)} · {gate.task}", soft_wrap=True
+    )
     table = Table()
     for column in ("metric", "value", "threshold", "verdict"):
         table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
@@ -62,9 +65,9 @@ def _render(report: TestReport) -> None:
         table.add_row(name, value, metric.threshold, verdict)
     console.print(table)
     for warning in gate.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for metric in gate.failed:
-        console.print(f"[bold red]below baseline:[/] {metric.explain()}", soft_wrap=True)
+        console.print(f"[bold red]below baseline:[/] {escape(metric.explain())}", soft_wrap=True)
     if report.passed:
         console.print(f"[green]✓ gate passed[/] in {gate.seconds:.1f}s (data sha256 {gate.data_sha256[:12]})")
     if report.junit is not None:
