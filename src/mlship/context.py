@@ -13,10 +13,19 @@ Hashes (hex sha256), recorded in the labels and in service.json:
     schema        sha256 of schema.json
     requirements  sha256 of the frozen requirements (requirements.txt in the image)
 
+    files         sha256 of /app/mlship-files.sha256, the `sha256sum`-style manifest of every file the build
+                  context puts under /app (paths relative to /app: requirements.txt, mlship_serving/…,
+                  project/solution.py, project/model/…, project/service.json, …); `mlship verify` checks it
+
 service.json (read by `mlship_serving.settings.ServiceInfo`):
     {"name", "version", "solution", "artifacts", "schema": "schema.json",
      "serving": {the mlship.yaml `serving` section}, "artifact_sha256": {relative path: sha256},
      "example": {one input row from schema.json}}
+
+artifact-trust.json (read by `mlship_serving.artifacts`), next to service.json:
+    {"format": "joblib" | "pickle" | "skops", "trusted_types": {"model/model.skops": [type names]}}
+    for skops artefacts, the types each `.skops` file holds beyond skops's safe defaults, which the service
+    trusts and nothing else (also in the label dev.mlship.model.trusted_types, as compact JSON)
 """
 
 from __future__ import annotations
@@ -49,6 +58,11 @@ from mlship.templates import templates_dir
 SCHEMA_FILE = "schema.json"
 SERVICE_FILE = "service.json"
 REQUIREMENTS_FILE = "requirements.txt"
+FILES_MANIFEST = "mlship-files.sha256"  # in the build context and at /app/ in the image
+SBOM_REQUIREMENTS_FILE = "sbom-requirements.txt"
+# What the serving runtime needs beyond its requirements.txt for a model.format (frozen with the project's).
+FORMAT_REQUIREMENTS = {"skops": ("skops>=0.16",)}
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 SECRET_PATTERNS = (
     ".env",
     ".env.*",
@@ -80,6 +94,8 @@ LABEL_MODEL_SHA256 = "dev.mlship.model.sha256"
 LABEL_MODEL_FORMAT = "dev.mlship.model.format"
 LABEL_SCHEMA_SHA256 = "dev.mlship.schema.sha256"
 LABEL_REQUIREMENTS_SHA256 = "dev.mlship.requirements.sha256"
+LABEL_MODEL_TRUSTED_TYPES = "dev.mlship.model.trusted_types"
+LABEL_FILES_SHA256 = "dev.mlship.files.sha256"
 
 
 class StagedContext(BaseModel):
@@ -93,6 +109,8 @@ class StagedContext(BaseModel):
     model_sha256: str
     schema_sha256: str
     requirements_sha256: str
+    files_sha256: str
+    trusted_types: dict[str, list[str]]
     local_modules: list[str]
     left_out: list[str]
 
@@ -124,6 +142,7 @@ class ServiceFiles(BaseModel):
     service: dict[str, Any]
     artifact_sha256: dict[str, str]
     schema_sha256: str
+    trusted_types: dict[str, list[str]]
     left_out: list[str]
 
 
@@ -136,8 +155,9 @@ def stage_service_files(
     record_hashes: bool = True,
 ) -> ServiceFiles:
     """Copy solution.py and its local modules, the artefacts and schema.json into `directory` at the same
-    relative paths, and write the service.json the runtime reads. Without `record_hashes`, service.json
-    lists no artefact hashes (the runtime then checks none: `mlship serve` on a working folder)."""
+    relative paths, and write the service.json and artifact-trust.json the runtime reads. Without
+    `record_hashes`, service.json lists no artefact hashes and no trust record is written (the runtime then
+    checks neither: `mlship serve` on a working folder)."""
     from mlship.schema import load_schema
 
     root = project.root.resolve()
@@ -167,6 +187,13 @@ def stage_service_files(
         "example": schema.get("example"),
     }
     _write(directory / SERVICE_FILE, json.dumps(service, indent=2, sort_keys=True) + "\n")
+    trusted_types: dict[str, list[str]] = {}
+    if record_hashes:
+        from mlship.serving.artifacts import TRUST_FILE, ArtifactTrust
+
+        trusted_types = record_trusted_types(config.model.format, artifact_sha256, directory)
+        trust = ArtifactTrust(format=config.model.format, trusted_types=trusted_types)
+        _write(directory / TRUST_FILE, json.dumps(trust.to_dict(), indent=2, sort_keys=True) + "\n")
     if left_out:
         console.print(
             "[yellow]note:[/] left out (they look like secrets or caches): " + ", ".join(left_out),
@@ -179,8 +206,86 @@ def stage_service_files(
         service=service,
         artifact_sha256=artifact_sha256,
         schema_sha256=schema_sha256,
+        trusted_types=trusted_types,
         left_out=left_out,
     )
+
+
+def record_trusted_types(
+    model_format: str, artifacts: dict[str, str], directory: Path
+) -> dict[str, list[str]]:
+    """For skops artefacts, {relative path: the types the file holds beyond skops's safe defaults} of every
+    staged `.skops` file (reading a skops file's schema creates nothing); {} for joblib/pickle.
+
+    Raises BuildFailed when a skops project has no `.skops` artefact or one cannot be read."""
+    from mlship.serving.artifacts import SKOPS_SUFFIX, ArtifactTrustError, untrusted_types
+
+    if model_format != "skops":
+        return {}
+    recorded: dict[str, list[str]] = {}
+    for relative in sorted(artifacts):
+        if relative.endswith(PICKLE_SUFFIXES):
+            console.print(
+                f"[yellow]warning:[/] {relative}: model.format is skops, but this file is pickled; it runs "
+                "code if solution.py loads it (the image trusts it only by its sha256)",
+                soft_wrap=True,
+            )
+        if not relative.endswith(SKOPS_SUFFIX):
+            continue
+        try:
+            recorded[relative] = untrusted_types(directory / relative, name=relative)
+        except ArtifactTrustError as error:
+            raise BuildFailed(
+                str(error),
+                hint="save the model with skops.io.dump(model, 'model/model.skops'), or set model.format",
+            ) from error
+        listed = ", ".join(recorded[relative]) or "none beyond skops's defaults"
+        console.print(
+            f"[dim]note:[/] {relative} (skops): the image trusts these types: {listed}", soft_wrap=True
+        )
+    if not recorded:
+        raise BuildFailed(
+            f"model.format: skops, but the artefacts ({', '.join(sorted(artifacts))}) hold no .skops file",
+            hint="save the model with skops.io.dump(model, 'model/model.skops'), or set model.format: joblib",
+        )
+    return recorded
+
+
+def runtime_requirements(model_format: str, runtime_file: Path, state_dir: Path) -> Path:
+    """The serving runtime's requirements for a model.format: its requirements.txt, or (for skops) a copy
+    under `state_dir` with the format's own requirements added."""
+    extra = FORMAT_REQUIREMENTS.get(model_format)
+    if not extra:
+        return runtime_file
+    state_dir.mkdir(parents=True, exist_ok=True)
+    target = state_dir / f"serving-requirements-{model_format}.txt"
+    text = runtime_file.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    text += "".join(f"{line}  # model.format: {model_format}\n" for line in extra)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
+def image_path(relative: str) -> str:
+    """Where a file of the build context lands in the image, relative to /app (as the Dockerfile copies)."""
+    if relative in {REQUIREMENTS_FILE, SBOM_REQUIREMENTS_FILE} or relative.startswith(f"{RUNTIME_PACKAGE}/"):
+        return relative
+    return f"project/{relative}"
+
+
+def write_files_manifest(directory: Path) -> str:
+    """Write the manifest of every staged file the image gets under /app (not the Dockerfile, .dockerignore
+    or the manifest itself), keyed by its path relative to /app; return the manifest's sha256."""
+    skipped = {"Dockerfile", ".dockerignore", FILES_MANIFEST}
+    hashes = {
+        image_path(path.relative_to(directory).as_posix()): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.relative_to(directory).as_posix() not in skipped
+    }
+    lines = "".join(
+        f"{digest}  {path}\n" for path, digest in sorted(hashes.items(), key=lambda item: item[0].encode())
+    )
+    _write(directory / FILES_MANIFEST, lines)
+    return sha256_file(directory / FILES_MANIFEST)
 
 
 def stage_context(
@@ -203,8 +308,9 @@ def stage_context(
     files = stage_service_files(project, directory, version=version, local_modules=local_modules)
     artifact_sha256, schema_sha256 = files.artifact_sha256, files.schema_sha256
     requirements_sha256 = _copy_file(lock.lock_path, directory / REQUIREMENTS_FILE)
-    _copy_file(templates_dir() / SBOM_REQUIREMENTS, directory / "sbom-requirements.txt")
+    _copy_file(templates_dir() / SBOM_REQUIREMENTS, directory / SBOM_REQUIREMENTS_FILE)
     _copy_runtime(directory / RUNTIME_PACKAGE)
+    files_sha256 = write_files_manifest(directory)
     locked = {pin.split("==")[0].lower() for pin in lock.packages}
     model_sha256 = manifest_sha256(artifact_sha256)
     labels = {
@@ -218,7 +324,12 @@ def stage_context(
         LABEL_MODEL_FORMAT: config.model.format,
         LABEL_SCHEMA_SHA256: schema_sha256,
         LABEL_REQUIREMENTS_SHA256: requirements_sha256,
+        LABEL_FILES_SHA256: files_sha256,
     }
+    if config.model.format == "skops":
+        labels[LABEL_MODEL_TRUSTED_TYPES] = json.dumps(
+            files.trusted_types, sort_keys=True, separators=(",", ":")
+        )
     dockerfile = render_dockerfile(
         DockerfileContext(
             base_image=base_image,
@@ -251,6 +362,8 @@ def stage_context(
         model_sha256=model_sha256,
         schema_sha256=schema_sha256,
         requirements_sha256=requirements_sha256,
+        files_sha256=files_sha256,
+        trusted_types=files.trusted_types,
         local_modules=files.local_modules,
         left_out=files.left_out,
     )

@@ -67,6 +67,8 @@ def test_only_the_allow_list_is_staged(tmp_path: Path, fake_runtime: Path) -> No
         "sbom-requirements.txt",
         "schema.json",
         "service.json",
+        "artifact-trust.json",
+        "mlship-files.sha256",
         "solution.py",
         "model/threshold.txt",
         "mlship_serving/__init__.py",

@@ -82,21 +82,23 @@ class ArtifactTrust:
         return {"format": self.format, "trusted_types": {k: list(v) for k, v in self.trusted_types.items()}}
 
 
-def untrusted_types(path: Path) -> list[str]:
+def untrusted_types(path: Path, name: str | None = None) -> list[str]:
     """The types the skops file `path` holds beyond skops's safe defaults, sorted; reads the file's
-    schema only, creates nothing. ArtifactTrustError when skops is missing or the file is not a skops file."""
+    schema only, creates nothing. ArtifactTrustError (naming the file as `name`, default its file name)
+    when skops is missing or the file is not a skops file."""
+    name = name or path.name
     try:
         import skops.io as sio  # type: ignore[import-untyped]  # only in images of skops projects
     except ImportError as error:
         raise ArtifactTrustError(
-            f"{path.name}: reading a skops file needs the package skops (pip install 'skops>=0.16')"
+            f"{name}: reading a skops file needs the package skops (pip install 'skops>=0.16')"
         ) from error
     try:
         return sorted({str(name) for name in sio.get_untrusted_types(file=path)})
     except Exception as error:  # a corrupt or foreign file raises zipfile, JSON or key errors
         text = str(error).strip().splitlines()
         raise ArtifactTrustError(
-            f"{path.name}: not a readable skops file ({type(error).__name__}: {text[0] if text else ''})"
+            f"{name}: not a readable skops file ({type(error).__name__}: {text[0] if text else ''})"
         ) from error
 
 
