@@ -1,10 +1,12 @@
-"""The service as real processes (supervisor + uvicorn workers): signals, crashes, sockets and raw HTTP."""
+"""The service as real processes (supervisor + uvicorn workers): signals, crashes and sockets.
+
+Malformed raw HTTP is in test_raw_http_fuzz.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import threading
@@ -203,82 +205,6 @@ def test_clients_that_leave_free_their_slots_and_health_answers_while_all_are_bu
         for thread in threads:
             thread.join(timeout=30)
         assert results == [200] * 20
-
-
-def _malformed_requests(port: int, count: int) -> list[bytes]:
-    rng = random.Random(7)
-    body = json.dumps(ROW).encode()
-    good_head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    makers: list[Callable[[], bytes]] = [
-        lambda: (
-            rng.choice([b"GETT", b"P0ST", b"\x00\x01", b"post", b"BREW"])
-            + b" /predict HTTP/1.1\r\nHost: x\r\n\r\n"
-        ),
-        lambda: (
-            b"GET /health/live HTTP/"
-            + rng.choice([b"9.9", b"1", b"x.y", b"1.1.1", b""])
-            + b"\r\nHost: x\r\n\r\n"
-        ),
-        lambda: (
-            b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: "
-            + b"a" * rng.randint(20_000, 200_000)
-            + b"\r\n\r\n"
-        ),
-        lambda: (
-            b"GET /health/live HTTP/1.1\r\n"
-            + b"".join(b"X-H%d: v\r\n" % i for i in range(rng.randint(200, 2000)))
-            + b"\r\n"
-        ),
-        lambda: (
-            good_head
-            + b"Transfer-Encoding: chunked\r\n\r\n"
-            + rng.choice(
-                [b"zz\r\nab\r\n0\r\n\r\n", b"5\r\nab\r\n", b"-1\r\n\r\n", b"ffffffffffffffff\r\nx\r\n"]
-            )
-        ),
-        lambda: (
-            good_head
-            + b"Content-Length: "
-            + rng.choice([b"-5", b"abc", b"1, 2", b"99999999999999999999"])
-            + b"\r\n\r\n"
-            + body
-        ),
-        lambda: good_head + b"Content-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        lambda: (
-            good_head + b"Content-Length: %d\r\n\r\n" % len(body) + bytes(rng.randrange(256) for _ in body)
-        ),
-        lambda: bytes(rng.randrange(256) for _ in range(rng.randint(1, 300))),
-        lambda: (
-            b"GET /" + bytes(rng.choice(b"%\x7f\x80 \t") for _ in range(20)) + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-        ),
-        lambda: good_head + b"Content-Length: 1000\r\n\r\n" + body[:10],  # a client that stops sending
-    ]
-    return [rng.choice(makers)() for _ in range(count)]
-
-
-def test_malformed_raw_http_never_gets_a_5xx_and_the_service_stays_up(
-    make_project: Callable[..., Path],
-) -> None:
-    import httpx
-
-    with run_service(make_project(serving={"timeout_s": 2})) as service:
-        service.wait_ready()
-        statuses: list[int] = []
-        for raw in _malformed_requests(service.port, 520):
-            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
-                try:
-                    sock.sendall(raw)
-                    sock.shutdown(socket.SHUT_WR)
-                    reply = sock.recv(64)
-                except OSError:  # reset by the server: not an answer, and not a 5xx
-                    continue
-            if reply.startswith(b"HTTP/1.1 "):
-                statuses.append(int(reply[9:12]))
-        assert statuses, "no request got an answer at all"
-        assert not [s for s in statuses if s >= 500]
-        assert httpx.get(f"{service.url}/health/live").status_code == 200
-        assert post(service, ROW).status_code == 200
-        assert service.process.poll() is None
 
 
 def test_serve_in_process_with_an_info_built_by_the_cli(make_project: Callable[..., Path]) -> None:

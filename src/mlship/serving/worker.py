@@ -14,6 +14,7 @@ import uvicorn
 from .app import create_app
 from .loading import StartupError
 from .logs import JsonLog, uvicorn_log_config
+from .protocol import http_protocol
 from .runner import STARTUP_FAILED, graceful_timeout, info_from_env
 from .settings import ServiceInfo
 
@@ -56,6 +57,7 @@ def run_worker(
             return STARTUP_FAILED
     config = uvicorn.Config(
         app,
+        http=http_protocol(),  # httptools with the request head bounded in size and time
         lifespan="on",
         access_log=False,
         log_config=uvicorn_log_config(),
