@@ -3,13 +3,16 @@
 Order: load and validate mlship.yaml, check the base image reference, import-check solution.py, freeze
 requirements, stage the context (hashes, service.json, Dockerfile, OpenAPI document) and only then touch
 the container engine. The image carries two sets of labels: the project's (in the Dockerfile: hashes of
-model, schema and requirements, mlship version, Python, base image, title) and the build's (passed to the
-engine: version, revision, created, source, base image digest, plus whatever the caller adds, e.g. the
-gate's metrics from `mlship deploy`).
+model, schema, requirements and the files manifest, mlship version, Python, base image, title) and the
+build's (passed to the engine: version, revision, created, source, base image digest, plus whatever the
+caller adds, e.g. the gate's metrics from `mlship deploy`). Once built, the image is stamped (a FROM-only
+build: labels, no layer) with the SBOM's sha256 and the sha256 of its layers' diff IDs, so that `mlship
+verify` can tell a layer added on top of the built image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -26,7 +29,7 @@ from pydantic import BaseModel
 from mlship import image
 from mlship.config import load_project
 from mlship.console import console
-from mlship.context import runtime_source, stage_context
+from mlship.context import runtime_requirements, runtime_source, stage_context
 from mlship.deps import STATE_DIR, freeze
 from mlship.dockerfile import SBOM_PATH, check_image_reference
 from mlship.errors import BuildFailed, MlshipError
@@ -39,6 +42,7 @@ LABEL_SOURCE = "org.opencontainers.image.source"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_MLSHIP_BASE_DIGEST = "dev.mlship.base.digest"
 LABEL_SBOM_SHA256 = "dev.mlship.sbom.sha256"
+LABEL_LAYERS_SHA256 = "dev.mlship.layers.sha256"
 SBOM_FILE = "sbom.cdx.json"
 DEFAULT_TAG = "dev"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -104,9 +108,10 @@ def build_project(
 
     local_modules = check_solution(project)
     lap("check")
-    lock = freeze(project, runtime_source() / "requirements.txt")
-    lap("freeze")
     state = project.root / STATE_DIR
+    runtime = runtime_requirements(config.model.format, runtime_source() / "requirements.txt", state)
+    lock = freeze(project, runtime)
+    lap("freeze")
     state.mkdir(exist_ok=True)
     command = "mlship build" + (f" --base-image {base}" if base_image else "")
     with tempfile.TemporaryDirectory(prefix="mlship-build-") as scratch:
@@ -141,7 +146,14 @@ def build_project(
             )
         lap("engine")
         sbom_sha256 = record_sbom(built.ref, state / SBOM_FILE)
-        stamped = stamp_labels(built.id, built.ref, {LABEL_SBOM_SHA256: sbom_sha256})
+        stamped = stamp_labels(
+            built.id,
+            built.ref,
+            {
+                LABEL_SBOM_SHA256: sbom_sha256,
+                LABEL_LAYERS_SHA256: layers_sha256(built.layer_ids),
+            },
+        )
         lap("sbom")
     return BuildResult(
         project=project.root,
@@ -196,6 +208,11 @@ def record_sbom(ref: str, target: Path) -> str:
             )
     target.write_text(content.output, encoding="utf-8")
     return digest
+
+
+def layers_sha256(layers: list[str]) -> str:
+    """sha256 of an image's layer diff IDs (bottom first, one per line): changes with any layer added."""
+    return hashlib.sha256("".join(f"{layer}\n" for layer in layers).encode("utf-8")).hexdigest()
 
 
 def stamp_labels(image_id: str, ref: str, labels: dict[str, str]) -> str:

@@ -90,6 +90,7 @@ class BuiltImage(BaseModel):
     layers: int
     steps: int = 0
     cached_steps: int = 0
+    layer_ids: list[str] = []  # the layers' diff IDs, bottom first (what `mlship verify` compares)
 
 
 @dataclass(frozen=True)
@@ -434,6 +435,7 @@ def build(
         size_bytes=int(image.attrs.get("Size") or 0),
         seconds=round(time.monotonic() - started, 2),
         layers=len((image.attrs.get("RootFS") or {}).get("Layers") or []),
+        layer_ids=[str(layer) for layer in (image.attrs.get("RootFS") or {}).get("Layers") or []],
         steps=step[1] if step else 0,
         cached_steps=cached_steps,
     )
