@@ -48,6 +48,7 @@ COMMANDS = (
     "hooks",
     "deploy",
     "releases",
+    "verify",
 )
 
 
