@@ -267,7 +267,9 @@ def runtime_requirements(model_format: str, runtime_file: Path, state_dir: Path)
 
 def image_path(relative: str) -> str:
     """Where a file of the build context lands in the image, relative to /app (as the Dockerfile copies)."""
-    if relative in {REQUIREMENTS_FILE, SBOM_REQUIREMENTS_FILE} or relative.startswith(f"{RUNTIME_PACKAGE}/"):
+    if relative in {REQUIREMENTS_FILE, SBOM_REQUIREMENTS_FILE, FILES_MANIFEST} or relative.startswith(
+        f"{RUNTIME_PACKAGE}/"
+    ):
         return relative
     return f"project/{relative}"
 
