@@ -21,11 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mlship.console import console
 from mlship.convert.cells import Cell, clean_cell, explicit_choices, fit_site, fitted_on
 from mlship.convert.requirements import OWN_MODULES, imported_modules, requirement_lines, requirements_text
 from mlship.convert.result import ConvertResult, OtherCandidate
-from mlship.convert.select import HOW_TO_PICK, Candidate, Choice, Pair, choose
+from mlship.convert.select import Candidate, Choice, Pair, choose
+from mlship.convert.writer import check_overwrite, install
 from mlship.errors import MlshipError, NotebookError, UsageError
 
 __all__ = ["ConvertResult", "convert_notebook"]
@@ -79,7 +79,7 @@ def convert_notebook(
         )
     nb = read_notebook(notebook)
     slug = project_name(name, target)
-    kept = _kept_code(target, force=force, keep_code=keep_code)
+    kept = check_overwrite(target, force=force, keep_code=keep_code)
     cells = [clean_cell(index, source) for index, source in code_cells(nb)]
     named, tagged = explicit_choices(nb)
     inside = target != notebook.parent and target.is_relative_to(notebook.parent)
@@ -99,7 +99,7 @@ def convert_notebook(
             job = _Job(session, notebook, target, staging, cells, slug, kept, installed)
             job.run(named, tagged)
             notebook_seconds = session.seconds
-        files = _install(staging, target, kept)
+        files = install(staging, target, kept)
         result = job.result(files, notebook_seconds, time.perf_counter() - started)
     finally:
         warmup.shutdown(wait=False, cancel_futures=True)
@@ -112,18 +112,6 @@ def _warm_up() -> dict[str, list[str]]:
     from importlib import metadata
 
     return dict(metadata.packages_distributions())
-
-
-def _kept_code(target: Path, *, force: bool, keep_code: bool) -> list[str]:
-    from mlship.convert.writer import check_overwrite
-
-    return check_overwrite(target, force=force, keep_code=keep_code)
-
-
-def _install(staging: Path, target: Path, kept: list[str]) -> list[str]:
-    from mlship.convert.writer import install
-
-    return install(staging, target, kept)
 
 
 def _install_probe(session: Any) -> None:
@@ -745,12 +733,3 @@ class _Job:
             seconds=round(seconds, 3),
             notebook_seconds=round(notebook_seconds, 3),
         )
-
-
-def how_to_pick() -> str:
-    """The instruction shown with the candidates (for the CLI and the docs)."""
-    return HOW_TO_PICK
-
-
-def _log(message: str) -> None:
-    console.print(message, soft_wrap=True)
