@@ -169,6 +169,36 @@ def _raw_predict(port: int, payload: dict[str, Any]) -> socket.socket:
     return sock
 
 
+def _raw_partial_predict(port: int) -> socket.socket:
+    """A client that sends its headers and half its body, then nothing more: it holds a slot."""
+    body = json.dumps(ROW).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[: len(body) // 2]
+    )
+    return sock
+
+
+def _status(sock: socket.socket) -> int:
+    reply = b""
+    while b"\r\n" not in reply:
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        reply += chunk
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.1 ") else 0
+
+
+def _wait_in_flight(service: RunningService, predicate: Callable[[float], bool], seconds: float) -> float:
+    deadline = time.monotonic() + seconds
+    value = in_flight(service)
+    while not predicate(value) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = in_flight(service)
+    return value
+
+
 def test_clients_that_leave_free_their_slots_and_health_answers_while_all_are_busy(
     make_project: Callable[..., Path],
 ) -> None:
@@ -177,34 +207,30 @@ def test_clients_that_leave_free_their_slots_and_health_answers_while_all_are_bu
     with run_service(make_project("slow", serving={"max_concurrency": 20, "timeout_s": 30})) as service:
         service.wait_ready()
         held = [_raw_predict(service.port, {**ROW, "delay": 3.0})]
-        time.sleep(0.2)  # the first one is inside the model now
-        held += [_raw_predict(service.port, {**ROW, "delay": 0.0}) for _ in range(19)]
-        deadline = time.monotonic() + 5
-        while in_flight(service) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert in_flight(service) == 20
+        time.sleep(0.2)  # the first one is inside the model now, blocking it
+        held += [_raw_predict(service.port, {**ROW, "delay": 0.0}) for _ in range(9)]  # waiting for it
+        held += [_raw_partial_predict(service.port) for _ in range(10)]  # still sending their body
+        assert _wait_in_flight(service, lambda v: v >= 20, 5) == 20
         for path in ("/health/live", "/health/ready", "/metrics"):
             started = time.monotonic()
             assert httpx.get(f"{service.url}{path}", timeout=5).status_code == 200
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 1.0, path
         refused = post(service, {**ROW, "delay": 0.0}, timeout=5)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-        for sock in held:  # 20 clients abort mid-request
+        for sock in held:  # 20 clients abort mid-request: 10 waiting for the model, 10 mid-body
             sock.close()
-        deadline = time.monotonic() + 2
-        while in_flight(service) > 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert in_flight(service) == 0  # while the model is still busy with the first request
-        results: list[int] = []
-        threads = [
-            threading.Thread(target=lambda: results.append(post(service, {**ROW, "delay": 0.0}).status_code))
-            for _ in range(20)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-        assert results == [200] * 20
+        # every slot is free again while the model is still busy with the first request
+        assert _wait_in_flight(service, lambda v: v == 0, 2) == 0
+        # ... and the service admits its full concurrency again, exactly: 20 in flight, the 21st refused
+        again = [_raw_predict(service.port, {**ROW, "delay": 1.0}) for _ in range(20)]
+        assert _wait_in_flight(service, lambda v: v >= 20, 5) == 20
+        assert post(service, {**ROW, "delay": 0.0}, timeout=5).status_code == 503
+        statuses = [_status(sock) for sock in again]
+        for sock in again:
+            sock.close()
+        assert statuses == [200] * 20
+        assert _wait_in_flight(service, lambda v: v == 0, 2) == 0
+        assert post(service, {**ROW, "delay": 0.0}).status_code == 200
 
 
 def test_serve_in_process_with_an_info_built_by_the_cli(make_project: Callable[..., Path]) -> None:
