@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ROW
+from .conftest import MARKED_AMOUNT, ROW
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,9 @@ def value_strategy(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 def rows_strategy(document: dict[str, Any]) -> st.SearchStrategy[Any]:
     schemas = document["components"]["schemas"]
     properties = schemas["Row"]["properties"]
-    row = st.fixed_dictionaries({name: value_strategy(spec) for name, spec in properties.items()})
+    row = st.fixed_dictionaries({name: value_strategy(spec) for name, spec in properties.items()}).filter(
+        lambda r: r.get("amount") != MARKED_AMOUNT  # the fixture model fails on purpose on that one
+    )
     return st.one_of(row, st.lists(row, min_size=1, max_size=schemas["Rows"]["maxItems"]))
 
 
