@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,9 +360,35 @@ def is_running(pid: int) -> bool:
     return True
 
 
-def kill_tree(pid: int) -> list[int]:
-    """SIGKILL a process, its process group and all its descendants; returns the pids signalled."""
+MARK = "MLSHIP_KERNEL"  # every process the kernel starts inherits MLSHIP_KERNEL=<token> in its environment
+
+
+def marked(token: str) -> list[int]:
+    """Processes whose environment carries this kernel's mark: its descendants, including daemonised ones
+    (re-parented to init, so out of its tree) — Linux only (/proc/PID/environ); [] elsewhere."""
+    needle = f"{MARK}={token}".encode()
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environment.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_tree(pid: int, token: str | None = None) -> list[int]:
+    """SIGKILL a process, its process group and all its descendants (and, with the kernel's `token`, every
+    process marked with it); returns the pids signalled."""
     victims = [pid, *process_tree(pid)]
+    if token is not None:
+        victims += [other for other in marked(token) if other not in victims]
     with contextlib.suppress(OSError):
         group = os.getpgid(pid)
         if group != os.getpgid(0):
@@ -527,7 +554,8 @@ def run_notebook(
         if note:
             console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
         log = (root / "kernel.log").open("wb")
-        client = _start_kernel(notebook, kernel_name, specs, workdir, log, path)
+        token = uuid.uuid4().hex
+        client = _start_kernel(notebook, kernel_name, specs, workdir, log, path, token)
         session = KernelSession(
             notebook=path,
             root=root,
@@ -544,7 +572,7 @@ def run_notebook(
         yield session
     finally:
         if client is not None:
-            _stop_kernel(client, session.kernel_pid if session else _kernel_pid(client))
+            _stop_kernel(client, session.kernel_pid if session else _kernel_pid(client), token)
         if log is not None:
             log.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -557,7 +585,7 @@ def _kernel_pid(client: Any) -> int | None:
 
 
 def _start_kernel(
-    notebook: Any, kernel_name: str, specs: Any, workdir: Path, log: IO[bytes], path: Path
+    notebook: Any, kernel_name: str, specs: Any, workdir: Path, log: IO[bytes], path: Path, token: str
 ) -> Any:
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
@@ -578,13 +606,14 @@ def _start_kernel(
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", ""),
+        MARK: token,
     }
     try:
         client.start_new_kernel(cwd=str(workdir), env=env, stdout=log, stderr=log)
         client.start_new_kernel_client()
     except Exception as error:
         with contextlib.suppress(Exception):
-            _stop_kernel(client, _kernel_pid(client))
+            _stop_kernel(client, _kernel_pid(client), token)
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise NotebookError(
             f"{path.name}: cannot start the Jupyter kernel '{kernel_name}': {detail[:200]}",
@@ -593,10 +622,14 @@ def _start_kernel(
     return client
 
 
-def _stop_kernel(client: Any, pid: int | None) -> None:
+def _stop_kernel(client: Any, pid: int | None, token: str) -> None:
     """Kill the kernel and every process it started; nothing is left running."""
     if pid is not None:
-        kill_tree(pid)
+        kill_tree(pid, token)
+    else:
+        for other in marked(token):
+            with contextlib.suppress(OSError):
+                os.kill(other, signal.SIGKILL)
     client.shutdown_kernel = "immediate"
     with contextlib.suppress(Exception):
         client._cleanup_kernel()  # reaps the kernel process, removes its connection file, closes channels

@@ -121,3 +121,24 @@ def test_convert_needs_a_project(tmp_path: Path) -> None:
     notebook = write_notebook(tmp_path / "nb.ipynb", "x = 1")
     missing = mlship("convert", str(tmp_path / "nowhere"), "--notebook", str(notebook))
     assert missing.returncode == 2 and "not an mlship project" in missing.stderr
+
+
+def test_a_daemonised_grandchild_is_stopped_too(tmp_path: Path) -> None:
+    """A process that leaves the kernel's tree (setsid + its parent exits) still carries the kernel's mark."""
+    pids = tmp_path / "daemon.txt"
+    notebook = write_notebook(
+        tmp_path / "nb" / "daemon.ipynb",
+        "import subprocess, time\n"
+        "subprocess.run(['sh', '-c', 'setsid sleep 6071 >/dev/null 2>&1 &'], check=True)\n"
+        "time.sleep(0.5)\n"
+        "ps = subprocess.run(['ps', '-eo', 'pid=,args='], capture_output=True, text=True).stdout\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(l.split()[0] for l in ps.splitlines() "
+        "if l.split()[1:] == ['sleep', '6071']))",
+    )
+    with run_notebook(notebook, progress=False):
+        daemons = [int(pid) for pid in pids.read_text().split()]
+        assert daemons and all(is_running(pid) for pid in daemons)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(is_running(pid) for pid in daemons):
+        time.sleep(0.2)
+    assert not [pid for pid in daemons if is_running(pid)]
