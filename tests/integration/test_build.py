@@ -275,3 +275,32 @@ def test_the_build_result_points_at_real_files(built: BuildResult) -> None:
     for path in (built.requirements_path, built.dockerfile_path, built.openapi_path):
         assert path.is_file()
     assert json.loads(built.openapi_path.read_text())["openapi"].startswith("3.")
+
+
+class _Marker:
+    """A pickle that, if the service ever unpickled it, would create a file inside the container."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return (os.system, ("touch /tmp/mlship-pwned",))
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "application/x-python+pickle"])
+def test_a_pickle_body_is_415_and_never_unpickled_in_the_container(
+    container: image.RunningContainer, template_project: Path, content_type: str
+) -> None:
+    import pickle
+
+    import httpx
+
+    response = httpx.post(
+        f"{container.url}/predict", content=pickle.dumps(_Marker()), headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415
+    marker = container.exec(
+        ["/opt/venv/bin/python", "-c", "import os; print(os.path.exists('/tmp/mlship-pwned'))"]
+    )
+    assert marker.output.strip().splitlines()[-1] == "False"
+    example = json.loads((template_project / "schema.json").read_text())["example"]
+    assert httpx.post(f"{container.url}/predict", json=example).status_code == 200
