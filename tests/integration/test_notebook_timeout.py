@@ -165,12 +165,6 @@ json.dump({"daemon": daemon}, open(PIDS, "w"))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a process that daemonises (its parent exits, it is re-parented to init) leaves the kernel's "
-    "tree; "
-    "mlship.notebook.kill_tree cannot find it (reported: a child subreaper or a cgroup would)",
-)
 def test_a_daemonised_process_does_not_survive_the_notebook(tmp_path: Path) -> None:
     pids_file = tmp_path / "pids.json"
     path = _notebook(tmp_path / "nb", pids_file, DAEMONIZE, HANG_IGNORING_INTERRUPTS)
