@@ -22,6 +22,7 @@ def init(
         Path | None, typer.Option("--from-notebook", help="Convert this notebook into the project.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds the notebook may run in all.")] = 900,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a project: from the template (trains a small model offline) or from a notebook.
@@ -36,7 +37,7 @@ def init(
                 f"notebook {from_notebook} does not exist", hint="give the path of an .ipynb file"
             )
         target = directory or Path(name or from_notebook.stem.replace("_", "-").lower())
-        result: Any = convert_notebook(from_notebook, target, name=name, force=force)
+        result: Any = convert_notebook(from_notebook, target, name=name, force=force, timeout_s=timeout)
         finish(result, as_json, _render_conversion)
         return
     if name is None:
