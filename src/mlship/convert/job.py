@@ -578,6 +578,10 @@ class Conversion:
         (tests / "test_solution.py").write_text(tests_text(self.notebook.name), encoding="utf-8")
         (self.staging / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         (self.staging / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
+        if not (self.target / ".github" / "workflows" / "mlship.yml").exists():
+            from mlship.scaffold import write_ci_files
+
+            write_ci_files(self.staging, self.name, str(self.survey["python"]))
         if "README.md" not in self.kept:
             readme = readme_text(
                 name=self.name,
