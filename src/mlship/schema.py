@@ -310,6 +310,15 @@ class Problem(BaseModel):
         count = f" in {self.rows} row{'s' if self.rows != 1 else ''}" if self.rows else ""
         return f"column '{self.column}': {self.detail}{count}{where}"
 
+    @classmethod
+    def over(
+        cls, column: str, kind: ProblemKind, mask: np.ndarray[Any, Any], offset: int, detail: str
+    ) -> Problem:
+        """The problem in the rows `mask` selects, counted, with the first of them (offset by the chunk)."""
+        return cls(
+            column=column, kind=kind, rows=int(mask.sum()), first_row=_first(mask, offset), detail=detail
+        )
+
 
 class ValidationReport(BaseModel):
     """Hard problems stop the gate (and make the service answer 422); soft ones are warnings."""
@@ -374,12 +383,12 @@ def _check_numbers(
     if bad.any():
         samples = series[bad].unique()
         report.hard.append(
-            Problem(
-                column=name,
-                kind="wrong_type",
-                rows=int(bad.sum()),
-                first_row=_first(bad, offset),
-                detail=f"expected {'an integer' if kind == 'integer' else 'a number'}, got {_show(samples)}",
+            Problem.over(
+                name,
+                "wrong_type",
+                bad,
+                offset,
+                f"expected {'an integer' if kind == 'integer' else 'a number'}, got {_show(samples)}",
             )
         )
     values = numbers.to_numpy(dtype=float)
@@ -388,12 +397,12 @@ def _check_numbers(
         fractional = valid & np.isfinite(values) & (values != np.floor(values))
         if fractional.any():
             report.hard.append(
-                Problem(
-                    column=name,
-                    kind="wrong_type",
-                    rows=int(fractional.sum()),
-                    first_row=_first(fractional, offset),
-                    detail=f"expected an integer, got {_show(series[fractional].unique())}",
+                Problem.over(
+                    name,
+                    "wrong_type",
+                    fractional,
+                    offset,
+                    f"expected an integer, got {_show(series[fractional].unique())}",
                 )
             )
             valid &= ~fractional
@@ -406,12 +415,12 @@ def _check_numbers(
             outside |= valid & (values > high)
     if outside.any():
         report.soft.append(
-            Problem(
-                column=name,
-                kind="out_of_range",
-                rows=int(outside.sum()),
-                first_row=_first(outside, offset),
-                detail=f"values outside the allowed range [{low}, {high}] (training range ± its width)",
+            Problem.over(
+                name,
+                "out_of_range",
+                outside,
+                offset,
+                f"values outside the allowed range [{low}, {high}] (training range ± its width)",
             )
         )
 
@@ -425,12 +434,8 @@ def _check_boolean(name: str, series: pd.Series, offset: int, report: Validation
     bad = (series.notna() & ~series.map(lambda v: _hashable(v) and v in accepted).astype(bool)).to_numpy()
     if bad.any():
         report.hard.append(
-            Problem(
-                column=name,
-                kind="wrong_type",
-                rows=int(bad.sum()),
-                first_row=_first(bad, offset),
-                detail=f"expected true/false, got {_show(series[bad].unique())}",
+            Problem.over(
+                name, "wrong_type", bad, offset, f"expected true/false, got {_show(series[bad].unique())}"
             )
         )
 
@@ -456,13 +461,7 @@ def _check_string(
         bad = present & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
     if bad.any():
         report.hard.append(
-            Problem(
-                column=name,
-                kind="wrong_type",
-                rows=int(bad.sum()),
-                first_row=_first(bad, offset),
-                detail=f"expected text, got {_show(series[bad].unique())}",
-            )
+            Problem.over(name, "wrong_type", bad, offset, f"expected text, got {_show(series[bad].unique())}")
         )
     enum = column.get("enum")
     if enum is None:
@@ -470,12 +469,12 @@ def _check_string(
     unseen = present & ~bad & ~series.isin(enum).to_numpy()
     if unseen.any():
         report.soft.append(
-            Problem(
-                column=name,
-                kind="unseen_category",
-                rows=int(unseen.sum()),
-                first_row=_first(unseen, offset),
-                detail=f"categories not seen in training: {_show(series[unseen].unique())}",
+            Problem.over(
+                name,
+                "unseen_category",
+                unseen,
+                offset,
+                f"categories not seen in training: {_show(series[unseen].unique())}",
             )
         )
 
