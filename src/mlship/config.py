@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from mlship.errors import ConfigError
 
@@ -127,13 +135,25 @@ class BatchSpec(_Model):
 
 class Serving(_Model):
     port: int = Field(8080, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     max_body_mb: float = Field(10, gt=0)
     timeout_s: float = Field(5, gt=0)
     max_batch_rows: int = Field(10_000, ge=1)
     max_concurrency: int = Field(256, ge=1)
     batching: BatchSpec = Field(default_factory=BatchSpec)
     log_inputs: bool = False
+
+    @field_validator("workers", mode="wrap")
+    @classmethod
+    def _workers(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> int | str:
+        wrong = ValueError(f"must be a whole number from 1 to 64, or auto (one per core), got {value!r}")
+        if isinstance(value, bool):
+            raise wrong
+        try:
+            workers: int | str = handler(value)
+        except ValidationError:
+            raise wrong from None
+        return workers
 
 
 class ProjectConfig(_Model):

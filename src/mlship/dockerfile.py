@@ -46,7 +46,7 @@ class DockerfileContext:
     base_image: str
     python: str
     port: int
-    workers: int
+    workers: int | str  # "auto": the runtime counts the container's cores at start
     solution: str
     artifacts: str
     mlship_version: str
@@ -96,7 +96,7 @@ class DockerfileContext:
             _check_path(path, self.fields.get(name, f"model.{name}"))
         for module in self.local_modules:
             _check_path(module, self.fields.get("solution", "model.solution"))
-        if not 1 <= self.port <= 65535 or self.workers < 1:
+        if not 1 <= self.port <= 65535 or not (self.workers == "auto" or int(self.workers) >= 1):
             raise ConfigError("serving.port / serving.workers: out of range", hint="see mlship.schema.json")
 
 

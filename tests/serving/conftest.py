@@ -319,7 +319,11 @@ class RunningService:
 
 @contextmanager
 def run_service(
-    project: Path, *args: str, workers: int = 1, port: int | None = None, env: dict[str, str] | None = None
+    project: Path,
+    *args: str,
+    workers: int | str = 1,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningService]:
     """Run the service as a real process (supervisor + workers); stop it with SIGTERM afterwards."""
     import os

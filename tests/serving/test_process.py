@@ -113,6 +113,33 @@ def test_a_bad_artifact_exits_non_zero_with_one_clear_line(
         assert not children(service.process.pid)
 
 
+def test_auto_starts_a_worker_per_core_each_with_its_share_of_native_threads(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlship.serving.runner import THREAD_POOL_ENV
+    from mlship.serving.settings import MAX_AUTO_WORKERS, usable_cpus
+
+    for name in THREAD_POOL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    expected = min(usable_cpus(), MAX_AUTO_WORKERS)
+    with run_service(make_project(), workers="auto", env={"OPENBLAS_NUM_THREADS": "3"}) as service:
+        service.wait_ready()
+        deadline = time.monotonic() + 60
+        while len(children(service.process.pid)) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = children(service.process.pid)
+        assert len(workers) == expected
+        for pid in workers:
+            environ = dict(
+                item.split("=", 1)
+                for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
+                if "=" in item
+            )
+            share = str(max(1, usable_cpus() // expected))
+            assert (environ["OMP_NUM_THREADS"], environ["MKL_NUM_THREADS"]) == (share, share)
+            assert environ["OPENBLAS_NUM_THREADS"] == "3"  # the user's own setting is kept
+
+
 def test_a_killed_worker_is_replaced_and_metrics_sum_over_workers(make_project: Callable[..., Path]) -> None:
     import httpx
 

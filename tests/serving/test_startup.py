@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from mlship.serving import ServiceInfo, ServiceSettings, SettingsError, StartupError, create_app
+from mlship.serving.settings import MAX_AUTO_WORKERS, usable_cpus
 
 from .conftest import MARKED_AMOUNT, ROW
 
@@ -45,10 +47,26 @@ def test_settings_from_file_reads_the_serving_section(tmp_path: Path) -> None:
     assert settings.max_body_mb == 10.0
 
 
+def test_workers_default_to_one_per_usable_core(tmp_path: Path) -> None:
+    assert ServiceSettings.default().workers == "auto"
+    assert ServiceSettings.from_dict({"workers": "auto"}).worker_count == min(usable_cpus(), MAX_AUTO_WORKERS)
+    assert ServiceSettings.from_dict({"workers": 3}).worker_count == 3
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a container limited to 1.5 cores
+    assert usable_cpus(tmp_path) == min(len(os.sched_getaffinity(0)), 2)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert usable_cpus(tmp_path) == len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")  # cgroup v1, half a core
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cpus(tmp_path) == 1
+
+
 @pytest.mark.parametrize(
     ("serving", "fragment"),
     [
         ({"port": 0}, "serving.port: must be >= 1"),
+        ({"workers": "many"}, 'or "auto": one per core'),
         ({"workers": "2"}, "serving.workers: expected an integer"),
         ({"timeout_s": 0}, "serving.timeout_s: must be > 0"),
         ({"batching": {"max_size": 0}}, "serving.batching.max_size"),

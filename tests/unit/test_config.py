@@ -31,6 +31,16 @@ def test_valid_config_is_completed() -> None:
     ).image.base == ("python:3.11-slim")
 
 
+@pytest.mark.parametrize("value", ["0", "65", "1.5", "many", "true", "[2]"])
+def test_workers_is_a_count_or_auto(value: str) -> None:
+    text = VALID_CONFIG.replace("workers: 2", f"workers: {value}")
+    assert text != VALID_CONFIG
+    error = error_for(text)
+    assert "serving.workers: must be a whole number from 1 to 64, or auto (one per core)" in error.message
+    assert parse_config(VALID_CONFIG.replace("workers: 2", "workers: auto")).serving.workers == "auto"
+    assert parse_config(VALID_CONFIG.replace("workers: 2, ", "")).serving.workers == "auto"
+
+
 def test_percent_threshold_names_line_and_field() -> None:
     error = error_for(VALID_CONFIG.replace("f1: {min: 0.80}", "f1: {min: '80%'}"))
     assert error.message.startswith("mlship.yaml:9 evaluation.metrics.f1.min:")

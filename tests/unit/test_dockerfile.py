@@ -156,6 +156,22 @@ def test_runs_as_a_non_root_user_with_an_exec_form_entrypoint() -> None:
     assert lines[index_of(lines, "EXPOSE ")] == "EXPOSE 9000"
 
 
+def test_auto_workers_are_counted_by_the_runtime_in_the_container() -> None:
+    auto = replace(MINIMAL, workers="auto")
+    auto.validate()
+    assert auto.entrypoint[-2:] == ["--workers", "auto"]
+    with pytest.raises(ConfigError, match="serving.workers"):
+        replace(MINIMAL, workers=0).validate()
+    from argparse import ArgumentTypeError
+
+    from mlship.serving.__main__ import _workers
+
+    assert (_workers("auto"), _workers("3")) == ("auto", 3)
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ArgumentTypeError, match="expected a number >= 1 or auto"):
+            _workers(bad)
+
+
 def test_healthcheck_polls_readiness_without_curl() -> None:
     lines = instructions(render_dockerfile(FULL))
     check = lines[index_of(lines, "HEALTHCHECK ")]

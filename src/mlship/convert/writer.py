@@ -84,7 +84,7 @@ def config_text(
         "  against_live: {max_drop: 0.01}   # a new version may not be worse than the live one by more",
         "image:",
         '  registry: "127.0.0.1:5000"',
-        "serving: {port: 8080, workers: 1, max_body_mb: 10, timeout_s: 5}",
+        "serving: {port: 8080, workers: auto, max_body_mb: 10, timeout_s: 5}   # auto: one worker per core",
     ]
     text = "\n".join(lines) + "\n"
     parse_config(text, file=CONFIG_FILE)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .runner import serve
-from .settings import SERVICE_FILE
+from .settings import AUTO, SERVICE_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,12 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=None, help=f"default: serving.port from {SERVICE_FILE}")
     parser.add_argument(
-        "--workers", type=int, default=None, help=f"default: serving.workers from {SERVICE_FILE}"
+        "--workers",
+        type=_workers,
+        default=None,
+        help=f"a number, or {AUTO} (one per core); default: serving.workers from {SERVICE_FILE}",
     )
     args = parser.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
     return serve(args.project, host=args.host, port=args.port, workers=args.workers)
+
+
+def _workers(value: str) -> int | str:
+    if value == AUTO:
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or {AUTO}, got {value!r}")
+    return int(value)
 
 
 if __name__ == "__main__":

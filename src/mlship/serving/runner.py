@@ -28,12 +28,14 @@ from types import FrameType
 from typing import Any
 
 from .logs import JsonLog
-from .settings import ServiceInfo, ServiceSettings, SettingsError
+from .settings import ServiceInfo, ServiceSettings, SettingsError, usable_cpus
 
 STARTUP_FAILED = 3
 INFO_ENV = "MLSHIP_SERVING_INFO"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 GRACE_S = 30.0
+# Native thread pools (BLAS, OpenMP): each worker gets its share of the cores unless the user set them.
+THREAD_POOL_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -86,6 +88,9 @@ class Supervisor:
         env[INFO_ENV] = json.dumps(self.info.to_dict())
         if self._metrics_dir is not None:
             env[MULTIPROC_ENV] = self._metrics_dir
+        share = str(max(1, usable_cpus() // self.count))
+        for name in THREAD_POOL_ENV:
+            env.setdefault(name, share)
         return env
 
     def _spawn(self, index: int, sock: socket.socket, background: bool) -> _Worker:
@@ -214,7 +219,7 @@ def serve(
     settings: ServiceSettings | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
-    workers: int | None = None,
+    workers: int | str | None = None,
     *,
     info: ServiceInfo | None = None,
     supervise: bool = True,
@@ -238,8 +243,9 @@ def serve(
         port=settings.port if port is None else port, workers=settings.workers if workers is None else workers
     )
     info = replace(info, serving=settings)
-    if supervise or settings.workers > 1:
-        return Supervisor(project_dir, info, host, settings.port, settings.workers).run()
+    count = settings.worker_count
+    if supervise or count > 1:
+        return Supervisor(project_dir, info, host, settings.port, count).run()
     from .worker import run_worker
 
     return run_worker(project_dir, info, bind_socket(host, settings.port), ready_fd=None, background=True)

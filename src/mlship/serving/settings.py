@@ -4,7 +4,7 @@ service.json (written by ``mlship build``, read here) holds::
 
     {"name": "fraud-detector", "version": "v3", "artifacts": "model/", "solution": "solution.py",
      "schema": "schema.json",
-     "serving": {"port": 8080, "workers": 2, "max_body_mb": 10, "timeout_s": 5, "max_batch_rows": 10000,
+     "serving": {"port": 8080, "workers": "auto", "max_body_mb": 10, "timeout_s": 5, "max_batch_rows": 10000,
                  "max_concurrency": 256, "batching": {"max_size": 64, "max_wait_ms": 2.0},
                  "log_inputs": false},
      "artifact_sha256": {"model/model.joblib": "<sha256 hex>"},
@@ -16,10 +16,12 @@ Paths are relative to the folder that holds service.json; ``artifact_sha256`` ke
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 SERVICE_FILE = "service.json"
 
@@ -53,6 +55,37 @@ def _number(
     return value
 
 
+AUTO: Literal["auto"] = "auto"
+MAX_AUTO_WORKERS = 8  # "auto" on a big host without a CPU limit: each worker holds its own model copy
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU limit (a container's)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota(cgroup: Path) -> float | None:
+    """The cgroup CPU limit in cores (v2 ``cpu.max``, else v1 ``cfs_quota_us``), or None when unlimited."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """Micro-batching: at most ``max_size`` rows per model call, waiting at most ``max_wait_ms`` for more."""
@@ -75,7 +108,7 @@ class ServiceSettings:
     """The ``serving`` section of mlship.yaml / service.json (same fields as ``mlship.config.Serving``)."""
 
     port: int = 8080
-    workers: int = 1
+    workers: int | Literal["auto"] = AUTO  # auto: one per usable core (see worker_count)
     max_body_mb: float = 10.0
     timeout_s: float = 5.0
     max_batch_rows: int = 10_000
@@ -102,7 +135,7 @@ class ServiceSettings:
             raise SettingsError(f"{where}.log_inputs: expected true or false, got {log_inputs!r}")
         return cls(
             port=_number(data, "port", cls.port, where, minimum=1, maximum=65535, integer=True),
-            workers=_number(data, "workers", cls.workers, where, minimum=1, maximum=64, integer=True),
+            workers=_workers(data, where),
             max_body_mb=float(
                 _number(data, "max_body_mb", cls.max_body_mb, where, minimum=0, exclusive=True)
             ),
@@ -134,8 +167,25 @@ class ServiceSettings:
         return replace(self, **changes)
 
     @property
+    def worker_count(self) -> int:
+        """``workers``, with ``auto`` resolved: one per usable core, at most MAX_AUTO_WORKERS."""
+        if isinstance(self.workers, int):
+            return self.workers
+        return min(usable_cpus(), MAX_AUTO_WORKERS)
+
+    @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+
+def _workers(data: Mapping[str, Any], where: str) -> int | Literal["auto"]:
+    if data.get("workers", AUTO) == AUTO:
+        return AUTO
+    try:
+        count: int = _number(data, "workers", 1, where, minimum=1, maximum=64, integer=True)
+    except SettingsError as error:
+        raise SettingsError(f'{error} (or "{AUTO}": one per core)') from None
+    return count
 
 
 @dataclass(frozen=True)
