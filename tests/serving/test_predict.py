@@ -69,6 +69,65 @@ def test_a_batch_answers_row_by_row_in_order(make_project: Callable[..., Path], 
     assert len(set(body["predictions"])) == 2  # the rows really differ
 
 
+def test_predictions_only_skips_the_probabilities_and_a_batch_can_mix_both(
+    make_project: Callable[..., Path], client_for: Any
+) -> None:
+    import threading
+
+    project = make_project(hashes=False)
+    solution = project / "solution.py"
+    solution.write_text(  # counts predict_proba's calls
+        solution.read_text()
+        + "\n\nclass _Counted(Model):\n    calls = 0\n\n\nclass Model(_Counted):  # noqa: F811\n"
+        "    def predict_proba(self, rows):\n"
+        "        type(self).calls += 1\n"
+        "        return super().predict_proba(rows)\n"
+    )
+    client = client_for(project=project)
+    counted = type(client.app.state.service.model.model)
+    self_test_calls = counted.calls  # the start-up self-test asks for everything
+    predictions, probabilities = model_answer(project, [ROW])
+    for value in ("true", "1", "True"):
+        body = client.post(f"/predict?predictions_only={value}", json=ROW).json()
+        assert body["predictions"] == predictions
+        assert "probabilities" not in body and "classes" not in body
+    assert counted.calls == self_test_calls
+    body = client.post("/predict?predictions_only=false", json=ROW).json()
+    assert_close(body["probabilities"], probabilities)
+    assert counted.calls == self_test_calls + 1
+    answers: dict[str, Any] = {}
+
+    def send(name: str, query: str) -> None:
+        answers[name] = client.post(f"/predict{query}", json=[ROW] * 3).json()
+
+    threads = [
+        threading.Thread(target=send, args=(f"{kind}{i}", query))
+        for i in range(4)
+        for kind, query in (("only", "?predictions_only=true"), ("both", ""))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, body in answers.items():
+        assert body["predictions"] == predictions * 3
+        assert ("probabilities" in body) == name.startswith("both"), name
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("predictions_only=maybe", "predictions_only must be true or false, got 'maybe'"),
+        ("predictons_only=true", "unknown query parameter 'predictons_only'"),
+    ],
+)
+def test_a_bad_query_is_422_naming_the_parameter(client: Any, query: str, fragment: str) -> None:
+    response = client.post(f"/predict?{query}", json=ROW)
+    assert response.status_code == 422
+    assert fragment in response.json()["error"]
+    assert client.post("/predict", json=ROW).status_code == 200
+
+
 def test_a_callers_request_id_is_honoured_and_a_bad_one_replaced(client: Any) -> None:
     response = client.post("/predict", json=ROW, headers={"X-Request-ID": "caller-123"})
     assert response.headers["x-request-id"] == "caller-123"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Scope
@@ -24,6 +25,7 @@ INPUTS = "mlship.inputs"
 STATUS = "mlship.status"
 HEADERS = "mlship.headers"
 JSON = b"application/json"
+PREDICTIONS_ONLY = "predictions_only"  # /predict's one query parameter
 DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -43,6 +45,24 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 def is_json(content_type: bytes | None) -> bool:
     """``application/json``, with or without parameters such as ``charset``."""
     return content_type is not None and content_type.split(b";", 1)[0].strip().lower() == JSON
+
+
+def predictions_only(scope: Scope) -> bool:
+    """/predict's ``?predictions_only=true|false``; ValueError names an unknown parameter or a bad value."""
+    query: bytes = scope.get("query_string", b"")
+    if not query:
+        return False
+    wanted = False
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name != PREDICTIONS_ONLY:
+            raise ValueError(f"unknown query parameter {name[:80]!r}; /predict takes only {PREDICTIONS_ONLY}")
+        if value.lower() not in _BOOLEANS:
+            raise ValueError(f"{PREDICTIONS_ONLY} must be true or false, got {value[:80]!r}")
+        wanted = _BOOLEANS[value.lower()]
+    return wanted
+
+
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def safe_header_value(value: str) -> bytes:

@@ -41,6 +41,7 @@ class Job:
 
     rows: Accepted
     future: asyncio.Future[Outcome]
+    scores: bool = True  # probabilities (or decision scores) wanted too
     cancelled: bool = False  # the client left or timed out: skip it if it has not run yet
     result: Outcome | BaseException | None = field(default=None, repr=False)
 
@@ -80,9 +81,9 @@ class ModelRunner:
 
     # --- event-loop side --------------------------------------------------------------------------------
 
-    def submit(self, rows: Accepted) -> Job:
-        """Queue rows for the model; await ``job.future`` for their Outcome."""
-        job = Job(rows, self._loop.create_future())
+    def submit(self, rows: Accepted, scores: bool = True) -> Job:
+        """Queue rows for the model (``scores``: probabilities too); await ``job.future`` for the Outcome."""
+        job = Job(rows, self._loop.create_future(), scores)
         self._pending.append(job)
         self._pending_rows += len(rows)
         self.kick()
@@ -174,8 +175,10 @@ class ModelRunner:
         if not live:
             return
         rows = sum(len(job.rows) for job in live)
+        scores = any(job.scores for job in live)
         try:
-            predictions, probabilities = self.model.predict(self.contract.frame(*(job.rows for job in live)))
+            frame = self.contract.frame(*(job.rows for job in live))
+            predictions, probabilities = self.model.predict(frame, scores=scores)
         except Exception as error:
             if len(live) == 1:
                 live[0].result = error
@@ -189,6 +192,7 @@ class ModelRunner:
         for job in live:
             end = start + len(job.rows)
             job.result = Outcome(
-                predictions[start:end], None if probabilities is None else probabilities[start:end]
+                predictions[start:end],
+                None if probabilities is None or not job.scores else probabilities[start:end],
             )
             start = end

@@ -125,21 +125,22 @@ class LoadedModel:
             classes = fallback_classes
         self.classes: list[Any] | None = _plain_list(classes) if classes is not None else None
 
-    def predict(self, frame: Any) -> tuple[Any, np.ndarray | None]:
-        """Predictions (an array orjson can write, or a list) and the probabilities (or decision scores)."""
+    def predict(self, frame: Any, scores: bool = True) -> tuple[Any, np.ndarray | None]:
+        """Predictions (an array orjson can write, or a list) and, with ``scores``, the probabilities (or
+        decision scores) when the model has them."""
         rows = len(frame)
         predictions = _json_ready(self.model.predict(frame))
         if len(predictions) != rows:
             raise ModelOutputError(f"Model.predict returned {len(predictions)} predictions for {rows} rows")
         probabilities = None
-        if self.has_proba:
+        if scores and self.has_proba:
             probabilities = np.ascontiguousarray(self.model.predict_proba(frame), dtype=np.float64)
             if probabilities.ndim != 2 or probabilities.shape[0] != rows:
                 raise ModelOutputError(
                     f"Model.predict_proba returned shape {probabilities.shape} for {rows} rows; "
                     "expected (rows, classes)"
                 )
-        elif self.has_decision:
+        elif scores and self.has_decision:
             probabilities = np.ascontiguousarray(self.model.decision_function(frame), dtype=np.float64)
             if probabilities.shape[0] != rows:
                 raise ModelOutputError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .asgi import PREDICTIONS_ONLY
 from .contract import FLOAT_MAX, Column, InputContract
 from .settings import ServiceInfo
 
@@ -94,14 +95,16 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
                 "probabilities": {
                     "type": "array",
                     "items": {"type": "array", "items": score},
-                    "description": "Per row, the probability of each class (in `classes` "
-                    "order); present when the model has predict_proba. null where it is not finite.",
+                    "description": "Per row, the probability of each class (in `classes` order); "
+                    "present when the model has predict_proba, unless predictions_only. null where it is "
+                    "not finite.",
                 },
                 "scores": {
                     "type": "array",
                     "items": {"anyOf": [score, {"type": "array", "items": score}]},
                     "description": "Per row, decision_function's score(s); present when the model has "
-                    "decision_function but no predict_proba. null where it is not finite.",
+                    "decision_function but no predict_proba, unless predictions_only. null where it is not "
+                    "finite.",
                 },
                 "classes": {
                     "type": "array",
@@ -161,6 +164,16 @@ def build_openapi(contract: InputContract, info: ServiceInfo, example: dict[str,
             f"{limit_mb} MB per request; a prediction taking over {settings.timeout_s:g} s is "
             "answered 504."
         ),
+        "parameters": [
+            {
+                "name": PREDICTIONS_ONLY,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False},
+                "description": "true: answer the predictions without probabilities or scores (the model "
+                "computes only what is asked for, so the answer is quicker).",
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {

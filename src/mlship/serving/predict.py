@@ -12,7 +12,19 @@ from typing import Any
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from .asgi import DUMPS_OPTIONS, HEADERS, INPUTS, JSON, REQUEST_ID, ROWS, STATUS, error_body, header, is_json
+from .asgi import (
+    DUMPS_OPTIONS,
+    HEADERS,
+    INPUTS,
+    JSON,
+    REQUEST_ID,
+    ROWS,
+    STATUS,
+    error_body,
+    header,
+    is_json,
+    predictions_only,
+)
 from .batching import Job, ModelRunner, Outcome
 from .contract import InvalidRequest, TooManyRows
 from .service import Service
@@ -57,6 +69,11 @@ class PredictEndpoint:
             if runner is None:
                 state = "failed to start" if service.failure else "still loading"
                 raise _Refused(503, f"the model is {state}; see /health/ready", retry_after=True)
+            try:
+                only = predictions_only(scope)
+            except ValueError as bad_query:
+                service.metrics.rejected.labels("invalid").inc()
+                raise _Refused(422, f"invalid query: {bad_query}") from None
             if service.in_flight >= service.settings.max_concurrency:
                 service.metrics.rejected.labels("busy").inc()
                 raise _Refused(
@@ -82,7 +99,7 @@ class PredictEndpoint:
                 scope[INPUTS] = data
             runner.arriving -= 1
             arriving = False
-            job = runner.submit(rows)
+            job = runner.submit(rows, scores=not only)
             outcome = await self._wait(runner, job, receive)
             await self._answer(scope, send, outcome, request_id)
         except _Refused as refused:
