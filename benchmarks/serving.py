@@ -1,6 +1,6 @@
 """Serving benchmark: mlship's service against a hand-written FastAPI + pydantic service and a bare ASGI app.
 
-    python benchmarks/serving.py [--duration 5] [--rounds 3] [--starts 5] [--workers N] [--image REF] [--json]
+    python benchmarks/serving.py [--duration 3] [--rounds 5] [--starts 5] [--workers N] [--image REF] [--json]
 
 One run trains a scikit-learn pipeline (StandardScaler + LogisticRegression on 20 numeric features) into a
 temporary project (solution.py, model/, schema.json, service.json) and serves it three ways, each as real
@@ -15,13 +15,15 @@ runtime's requirements and the model's (scikit-learn, pandas, joblib at this env
 plus FastAPI for the reference; nothing of mlship's own tooling (pyarrow, Jupyter, docker), which would
 weigh on start-up and memory in a way no image does.
 
-The same load generator (wrk, from Debian, with a Lua script that rotates 100 different rows) drives each
-service in turn, alternating, at 1 and 16 concurrent connections (and mlship at 1 connection with
-``?predictions_only=true`` too, to compare with the model's own predict-only time). Printed for each:
-req/s, p50/p99 latency, batch-of-1000 latency, cold start (process start to the first 200 on
-/health/ready; the median of --starts), resident memory per worker; the ratios to the reference; and the
-model's own single-row predict-from-a-dict time. While the 16-client load runs, a sample of answers is
-checked against the model's own predictions.
+The same load generator (wrk, from Debian, with a Lua script that rotates 100 different rows) drives the
+services in rounds: all three are up at once and each round loads them in turn at 1 and 16 concurrent
+connections (and mlship at 1 connection with ``?predictions_only=true`` too), right after timing the
+model's own single-row predict-from-a-dict in a process of the same virtualenv. Ratios to the reference and
+differences to the model's own time are taken within each round, so the machine's drift between rounds
+cancels; the report gives their medians. Also printed: req/s, p50/p99 latency, batch-of-1000 latency,
+cold start (process start to the first 200 on /health/ready; the median of --starts, next to the model's
+own import + load + predict in a fresh process) and resident memory per worker. During the first 16-client
+round a sample of answers is checked against the model's own predictions.
 
 ``--image REF`` also benchmarks an image built from this benchmark's project, ``--build-image BASE`` builds
 one first with ``mlship build --base-image BASE`` (docker or podman; skipped when neither answers).
@@ -30,7 +32,7 @@ one first with ``mlship build --base-image BASE`` (docker or podman; skipped whe
 from __future__ import annotations
 
 import argparse
-import functools
+import contextlib
 import hashlib
 import http.client
 import json
@@ -42,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,7 +164,7 @@ end
 
 @dataclass
 class Figures:
-    """What one service measured (medians over the rounds)."""
+    """What one service measured, round by round (the report shows medians)."""
 
     name: str
     rps: dict[int, list[float]] = field(default_factory=dict)
@@ -176,6 +178,17 @@ class Figures:
 
     def median(self, table: dict[int, list[float]], clients: int) -> float:
         return statistics.median(table[clients]) if table.get(clients) else float("nan")
+
+
+@dataclass
+class Paired:
+    """Figures taken side by side in each round, so that the machine's drift between rounds cancels."""
+
+    ratio_16: list[float] = field(default_factory=list)  # mlship req/s ÷ the reference's, 16 clients
+    own_ms: list[float] = field(default_factory=list)  # the model's own predict + predict_proba
+    own_predict_ms: list[float] = field(default_factory=list)  # the model's own predict
+    excess_ms: list[float] = field(default_factory=list)  # mlship p50@1 − own_ms
+    excess_only_ms: list[float] = field(default_factory=list)  # predictions_only p50@1 − own_predict_ms
 
 
 # --- the project ------------------------------------------------------------------------------------------
@@ -248,19 +261,44 @@ def make_project(root: Path, workers: int) -> tuple[Any, list[dict[str, float]]]
     return pipeline, rows
 
 
-def model_own_time(pipeline: Any, row: dict[str, float], proba: bool) -> float:
-    """Median ms of ``predict(pd.DataFrame([row]))`` (and ``predict_proba`` on the same frame)."""
-    import pandas as pd
+OWN_TIMER = """
+import json, statistics, sys, time
+import joblib, pandas as pd
 
-    samples = []
-    for _ in range(1500):
+pipeline = joblib.load("model/pipeline.joblib")
+row = json.loads(open("rows.jsonl").readline())
+for line in sys.stdin:
+    proba, seconds = json.loads(line)
+    samples, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
         started = time.perf_counter()
         frame = pd.DataFrame([row])
         pipeline.predict(frame)
         if proba:
             pipeline.predict_proba(frame)
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples[200:]) * 1000
+    print(json.dumps(statistics.median(samples[len(samples) // 10 :]) * 1000), flush=True)
+"""
+
+
+class OwnTimer:
+    """The model's own single-row time from a dict (``predict(pd.DataFrame([row]))``, and
+    ``predict_proba`` on the same frame), timed on demand in a process of the services' virtualenv."""
+
+    def __init__(self, project: Path, python: str) -> None:
+        self.process = subprocess.Popen(
+            [python, "-c", OWN_TIMER], cwd=project, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def ms(self, proba: bool, seconds: float = 1.0) -> float:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps([proba, seconds]) + "\n")
+        self.process.stdin.flush()
+        return float(json.loads(self.process.stdout.readline()))
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 # --- processes ----------------------------------------------------------------------------------------------
@@ -466,43 +504,24 @@ def batch_latency(port: int, rows: list[dict[str, float]]) -> float:
 # --- the run ------------------------------------------------------------------------------------------
 
 
-def measure(
-    name: str,
-    port: int,
-    figures: Figures,
-    seconds: float,
-    script: Path,
-    round_: int,
-    on_load: Callable[[], None] | None = None,
-    only_script: Path | None = None,
-) -> None:
-    if only_script is not None:
-        wrk(port, 1, 1, only_script)  # warm-up
-        data = wrk(port, 1, seconds, only_script)
+def load(
+    figures: Figures, port: int, clients: int, seconds: float, script: Path, label: str = ""
+) -> dict[str, float]:
+    """One wrk run; its figures are added to ``figures`` (``predictions_only`` runs only as p50)."""
+    data = wrk(port, clients, seconds, script)
+    figures.errors += int(data["errors"] + data["non2xx"])
+    if label == "predictions_only":
         figures.p50_only_ms.append(data["p50_us"] / 1000)
-        figures.errors += int(data["errors"] + data["non2xx"])
-        print(
-            f"  round {round_} {name:>9}  1 client, predictions_only: p50 {data['p50_us'] / 1000:6.2f} ms",
-            file=sys.stderr,
-        )
-    for clients in (1, 16):
-        wrk(port, clients, 1, script)  # warm-up
-        checker = None
-        if on_load is not None and clients == 16:
-            checker = threading.Thread(target=on_load, daemon=True)
-            checker.start()
-        data = wrk(port, clients, seconds, script)
-        if checker is not None:
-            checker.join(timeout=60)
+    else:
         figures.rps.setdefault(clients, []).append(data["rps"])
         figures.p50_ms.setdefault(clients, []).append(data["p50_us"] / 1000)
         figures.p99_ms.setdefault(clients, []).append(data["p99_us"] / 1000)
-        figures.errors += int(data["errors"] + data["non2xx"])
-        print(
-            f"  round {round_} {name:>9} {clients:>2} clients: {data['rps']:8.0f} req/s  "
-            f"p50 {data['p50_us'] / 1000:6.2f} ms  p99 {data['p99_us'] / 1000:6.2f} ms",
-            file=sys.stderr,
-        )
+    print(
+        f"  {figures.name:>9} {clients:>2} clients{' ' + label if label else ''}: {data['rps']:8.0f} req/s  "
+        f"p50 {data['p50_us'] / 1000:6.2f} ms  p99 {data['p99_us'] / 1000:6.2f} ms",
+        file=sys.stderr,
+    )
+    return data
 
 
 def container_engine() -> str | None:
@@ -558,7 +577,9 @@ def bench_image(
                 pass
             time.sleep(0.01)
         figures.cold_start_s.append(time.monotonic() - started)
-        measure(figures.name, port, figures, seconds, script, 1)
+        for clients in (1, 16):
+            wrk(port, clients, 1, script)  # warm-up
+            load(figures, port, clients, seconds, script)
         figures.batch_1000_ms = batch_latency(port, rows)
     finally:
         subprocess.run([engine, "rm", "-f", container], capture_output=True, check=False)
@@ -568,8 +589,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (default 5)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -649,15 +670,7 @@ def run(project: Path, workers: dict[str, int], args: argparse.Namespace) -> int
     log = project / "services.log"
     names = ("mlship", "reference", "floor")
     figures = {name: Figures(name) for name in names}
-    own = {
-        "predict": model_own_time(pipeline, rows[0], proba=False),
-        "predict+proba": model_own_time(pipeline, rows[0], proba=True),
-    }
-    print(
-        f"model's own single-row time from a dict: predict {own['predict']:.3f} ms, "
-        f"predict + predict_proba {own['predict+proba']:.3f} ms; workers {workers}; python {python}",
-        file=sys.stderr,
-    )
+    print(f"workers {workers}; services run with {python}", file=sys.stderr)
     alone = Figures("model only")
     for _ in range(args.starts):  # cold starts, alternating
         seconds, rss = model_alone(project, python)
@@ -666,38 +679,52 @@ def run(project: Path, workers: dict[str, int], args: argparse.Namespace) -> int
         for name in names:
             with running(name, project, workers[name], log, python) as (_, __, seconds):
                 figures[name].cold_start_s.append(seconds)
+    paired = Paired()
     answers: dict[str, Any] = {}
-    for round_ in range(1, args.rounds + 1):
-        for name in names:
-            with running(name, project, workers[name], log, python) as (port, process, _):
-                stop = threading.Event()
-                checker = None
-                if name == "mlship":
-                    checker = functools.partial(check_answers, port, pipeline, rows, stop, answers)
-                only = only_script if name == "mlship" else None
-                measure(name, port, figures[name], args.duration, script, round_, checker, only)
-                stop.set()
-                figures[name].rss_mb.append(max(rss_mb(pid) for pid in worker_pids(process)))
-                if name != "floor" and round_ == 1:
-                    figures[name].batch_1000_ms = batch_latency(port, rows)
+    with contextlib.ExitStack() as stack:  # all three up at once; the load alternates between them
+        up = {name: stack.enter_context(running(name, project, workers[name], log, python)) for name in names}
+        ports = {name: port for name, (port, _, _) in up.items()}
+        own = OwnTimer(project, python)
+        stack.callback(own.close)
+        for port in ports.values():
+            wrk(port, 16, 1, script)  # warm-up
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_}", file=sys.stderr)
+            paired.own_ms.append(own.ms(proba=True))
+            paired.own_predict_ms.append(own.ms(proba=False))
+            one = {name: load(figures[name], ports[name], 1, args.duration, script) for name in names}
+            only = load(figures["mlship"], ports["mlship"], 1, args.duration, only_script, "predictions_only")
+            paired.excess_ms.append(one["mlship"]["p50_us"] / 1000 - paired.own_ms[-1])
+            paired.excess_only_ms.append(only["p50_us"] / 1000 - paired.own_predict_ms[-1])
+            stop = threading.Event()
+            if round_ == 1:  # a sample of answers under load must be the model's own
+                checker = threading.Thread(
+                    target=check_answers, args=(ports["mlship"], pipeline, rows, stop, answers), daemon=True
+                )
+                checker.start()
+            sixteen = {name: load(figures[name], ports[name], 16, args.duration, script) for name in names}
+            stop.set()
+            paired.ratio_16.append(sixteen["mlship"]["rps"] / sixteen["reference"]["rps"])
+        for name, (port, process, _) in up.items():
+            figures[name].rss_mb.append(max(rss_mb(pid) for pid in worker_pids(process)))
+            if name != "floor":
+                figures[name].batch_1000_ms = batch_latency(port, rows)
     image = args.image or (build_image(project, args.build_image) if args.build_image else None)
     if image:
         figures["image"] = Figures("image")
         bench_image(image, figures["image"], args.duration, script, rows)
-    # measured again: the lower of the two is the less disturbed
-    for kind, proba in (("predict", False), ("predict+proba", True)):
-        own[kind] = min(own[kind], model_own_time(pipeline, rows[0], proba=proba))
     figures["model only"] = alone
-    return report(figures, own, answers, workers, args.json)
+    return report(figures, paired, answers, workers, args.json)
 
 
 def report(
     figures: dict[str, Figures],
-    own: dict[str, float],
+    paired: Paired,
     answers: dict[str, Any],
     workers: dict[str, int],
     as_json: bool,
 ) -> int:
+    median = statistics.median
     reference = figures["reference"]
     print(
         f"\nserving benchmark — 20-feature LogisticRegression pipeline, {os.cpu_count()} cores, workers: "
@@ -712,12 +739,12 @@ def report(
         if name == "model only":
             print(
                 f"{name:>10} {'(a fresh process that imports, loads and predicts once)':>73} "
-                f"{statistics.median(fig.cold_start_s):6.2f}s {max(fig.rss_mb):6.0f}MB"
+                f"{median(fig.cold_start_s):6.2f}s {max(fig.rss_mb):6.0f}MB"
             )
             continue
         ratio = fig.median(fig.rps, 16) / reference.median(reference.rps, 16)
         batch = f"{fig.batch_1000_ms:8.1f}ms" if fig.batch_1000_ms is not None else f"{'-':>10}"
-        cold = f"{statistics.median(fig.cold_start_s):6.2f}s" if fig.cold_start_s else f"{'-':>7}"
+        cold = f"{median(fig.cold_start_s):6.2f}s" if fig.cold_start_s else f"{'-':>7}"
         rss = f"{max(fig.rss_mb):6.0f}MB" if fig.rss_mb else f"{'-':>8}"
         print(
             f"{name:>10} {fig.median(fig.rps, 1):9.0f} {fig.median(fig.p50_ms, 1):6.2f}ms "
@@ -727,31 +754,35 @@ def report(
         )
     mlship = figures["mlship"]
     alone = figures["model only"]
-    only_p50 = statistics.median(mlship.p50_only_ms) if mlship.p50_only_ms else float("nan")
+
+    def listed(values: list[float], unit: str = "") -> str:
+        return ", ".join(f"{v:.2f}{unit}" for v in values)
+
     print(
-        f"\nmodel's own single-row time from a dict: predict {own['predict']:.3f} ms; "
-        f"predict + predict_proba (what /predict answers) {own['predict+proba']:.3f} ms"
-    )
-    print(f"mlship p50@1 with ?predictions_only=true (predict only): {only_p50:.2f} ms")
-    print(
-        "cold starts (s), mlship: "
-        + ", ".join(f"{v:.2f}" for v in mlship.cold_start_s)
-        + "; the model's own import + load + predict: "
-        + ", ".join(f"{v:.2f}" for v in alone.cold_start_s)
+        f"\nside by side, round by round ({len(paired.ratio_16)} rounds; medians):\n"
+        f"  mlship ÷ reference req/s at 16 clients: {median(paired.ratio_16):.1f}× "
+        f"({listed(paired.ratio_16, '×')})\n"
+        f"  the model's own single-row time from a dict: predict + predict_proba "
+        f"{median(paired.own_ms):.2f} ms, predict {median(paired.own_predict_ms):.2f} ms\n"
+        f"  mlship p50@1 over the model's own predict + predict_proba (what /predict answers): "
+        f"{median(paired.excess_ms):+.2f} ms ({listed(paired.excess_ms)})\n"
+        f"  mlship p50@1 with ?predictions_only=true over the model's own predict: "
+        f"{median(paired.excess_only_ms):+.2f} ms ({listed(paired.excess_only_ms)})\n"
+        f"cold starts (s), mlship: {listed(mlship.cold_start_s)}; the model's own import + load + predict: "
+        f"{listed(alone.cold_start_s)}"
     )
     print(
         f"answers checked under 16-client load: {answers.get('checked', 0)}, "
         f"differing from the model's own: {answers.get('mismatched', 'not checked')}"
     )
     checks = {
-        "throughput@16 >= 5x reference": mlship.median(mlship.rps, 16)
-        >= 5 * reference.median(reference.rps, 16),
+        "throughput@16 >= 5x reference": median(paired.ratio_16) >= 5,
         "p99@16 no worse than reference": mlship.median(mlship.p99_ms, 16)
         <= reference.median(reference.p99_ms, 16),
-        "p50@1 within 0.5 ms of the model's own predict + predict_proba": mlship.median(mlship.p50_ms, 1)
-        <= own["predict+proba"] + 0.5,
-        "p50@1 (predictions_only) within 0.5 ms of the model's own predict": only_p50 <= own["predict"] + 0.5,
-        "cold start <= 1.5 s": statistics.median(mlship.cold_start_s) <= 1.5,
+        "p50@1 within 0.5 ms of the model's own predict + predict_proba": median(paired.excess_ms) <= 0.5,
+        "p50@1 (predictions_only) within 0.5 ms of the model's own predict": median(paired.excess_only_ms)
+        <= 0.5,
+        "cold start <= 1.5 s": median(mlship.cold_start_s) <= 1.5,
         "RSS <= 200 MB per worker": max(mlship.rss_mb) <= 200,
         "answers equal the model's": answers.get("checked", 0) > 0 and answers.get("mismatched") == 0,
         "no errors under load": mlship.errors == 0,
@@ -763,7 +794,7 @@ def report(
             json.dumps(
                 {
                     "workers": workers,
-                    "model_own_ms": own,
+                    "paired": asdict(paired),
                     "answers": answers,
                     "checks": checks,
                     "services": {name: asdict(fig) for name, fig in figures.items()},

@@ -41,6 +41,15 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def started_workers(service: RunningService, count: int) -> set[int]:
+    """The worker pids, once the service is ready and all ``count`` workers have started."""
+    service.wait_ready()
+    deadline = time.monotonic() + 60
+    while len(children(service.process.pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return children(service.process.pid)
+
+
 def in_flight(service: RunningService) -> float:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
@@ -113,7 +122,7 @@ def test_a_bad_artifact_exits_non_zero_with_one_clear_line(
         assert not children(service.process.pid)
 
 
-def test_auto_starts_a_worker_per_core_each_with_its_share_of_native_threads(
+def test_auto_starts_a_worker_per_core_each_pinned_with_its_share_of_native_threads(
     make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlship.serving.runner import THREAD_POOL_ENV
@@ -123,11 +132,7 @@ def test_auto_starts_a_worker_per_core_each_with_its_share_of_native_threads(
         monkeypatch.delenv(name, raising=False)
     expected = min(usable_cpus(), MAX_AUTO_WORKERS)
     with run_service(make_project(), workers="auto", env={"OPENBLAS_NUM_THREADS": "3"}) as service:
-        service.wait_ready()
-        deadline = time.monotonic() + 60
-        while len(children(service.process.pid)) < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = children(service.process.pid)
+        workers = started_workers(service, expected)
         assert len(workers) == expected
         for pid in workers:
             environ = dict(
@@ -138,17 +143,33 @@ def test_auto_starts_a_worker_per_core_each_with_its_share_of_native_threads(
             share = str(max(1, usable_cpus() // expected))
             assert (environ["OMP_NUM_THREADS"], environ["MKL_NUM_THREADS"]) == (share, share)
             assert environ["OPENBLAS_NUM_THREADS"] == "3"  # the user's own setting is kept
+        mine = os.sched_getaffinity(0)
+        if len(mine) == expected > 1:  # a core per worker: each stays on its own
+            pinned = [os.sched_getaffinity(pid) for pid in workers]
+            assert all(len(cpus) == 1 for cpus in pinned) and set().union(*pinned) == mine, pinned
+
+
+def test_workers_end_when_their_supervisor_is_killed(make_project: Callable[..., Path]) -> None:
+    with run_service(make_project(), workers=2) as service:
+        workers = started_workers(service, 2)
+        assert len(workers) == 2
+        service.process.kill()
+        service.process.wait()
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = {pid for pid in workers if Path(f"/proc/{pid}/stat").exists()}
+        zombies = {
+            pid for pid in left if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        }
+        assert left == zombies, f"workers still running after their supervisor was killed: {left - zombies}"
 
 
 def test_a_killed_worker_is_replaced_and_metrics_sum_over_workers(make_project: Callable[..., Path]) -> None:
     import httpx
 
     with run_service(make_project(), workers=2) as service:
-        service.wait_ready()
-        deadline = time.monotonic() + 60
-        while len(children(service.process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = children(service.process.pid)
+        workers = started_workers(service, 2)
         assert len(workers) == 2
         victim = sorted(workers)[0]
         os.kill(victim, signal.SIGKILL)
@@ -279,7 +300,8 @@ def test_serve_in_process_with_an_info_built_by_the_cli(make_project: Callable[.
 import sys
 from mlship.serving import ServiceInfo, ServiceSettings, serve
 info = ServiceInfo(name="fraud", version="dev", artifacts="artifacts/", solution="fraud_model.py")
-sys.exit(serve({str(project)!r}, ServiceSettings.default(), port={port}, info=info, supervise=False))
+sys.exit(serve({str(project)!r}, ServiceSettings.default().with_overrides(workers=1), port={port}, info=info,
+            supervise=False))
 """
     process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:

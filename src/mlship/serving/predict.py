@@ -26,7 +26,7 @@ from .asgi import (
     predictions_only,
 )
 from .batching import Job, ModelRunner, Outcome
-from .contract import InvalidRequest, TooManyRows
+from .contract import InvalidRequest, Problem, TooManyRows
 from .service import Service
 
 WATCH_AFTER_S = 0.02
@@ -69,11 +69,6 @@ class PredictEndpoint:
             if runner is None:
                 state = "failed to start" if service.failure else "still loading"
                 raise _Refused(503, f"the model is {state}; see /health/ready", retry_after=True)
-            try:
-                only = predictions_only(scope)
-            except ValueError as bad_query:
-                service.metrics.rejected.labels("invalid").inc()
-                raise _Refused(422, f"invalid query: {bad_query}") from None
             if service.in_flight >= service.settings.max_concurrency:
                 service.metrics.rejected.labels("busy").inc()
                 raise _Refused(
@@ -92,6 +87,7 @@ class PredictEndpoint:
         runner.arriving += 1
         arriving = True
         try:
+            only = _predictions_only(scope)
             body = await self._read_body(scope, receive)
             rows, data = service.contract.parse(body, self.max_rows)
             scope[ROWS] = len(rows)
@@ -251,3 +247,10 @@ class PredictEndpoint:
             fields["message"] = str(error)
             fields["traceback"] = "".join(traceback.format_exception(error))
         self.service.log.error("model_error", **fields)
+
+
+def _predictions_only(scope: Scope) -> bool:
+    try:
+        return predictions_only(scope)
+    except ValueError as bad:
+        raise InvalidRequest([Problem(None, "query string", str(bad))]) from None

@@ -105,10 +105,16 @@ class Supervisor:
             str(sock.fileno()),
             "--ready-fd",
             str(write_fd),
+            "--supervisor",
+            str(os.getpid()),
         ]
         if background:
             command.append("--background")
         process = subprocess.Popen(command, env=self._environment(), pass_fds=(sock.fileno(), write_fd))
+        cpus = sorted(_affinity())
+        if len(cpus) == self.count > 1:  # a core per worker: keep each on its own (warm caches, no migration)
+            with contextlib.suppress(OSError):  # before the worker starts a thread, which would inherit it
+                os.sched_setaffinity(process.pid, {cpus[index]})
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         return _Worker(index, process, read_fd)
@@ -190,6 +196,13 @@ class Supervisor:
                 worker.process.wait()
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
+
+
+def _affinity() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set()
 
 
 def _read_ready(fd: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ from .logs import JsonLog, uvicorn_log_config
 from .protocol import http_protocol
 from .runner import STARTUP_FAILED, graceful_timeout, info_from_env
 from .settings import ServiceInfo
+
+PR_SET_PDEATHSIG = 1
 
 
 def run_worker(
@@ -76,13 +79,27 @@ def run_worker(
     return STARTUP_FAILED if failed else 0
 
 
+def end_with_supervisor(supervisor: int) -> None:
+    """SIGTERM this worker when its supervisor dies, even by SIGKILL (Linux), so none is left serving."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: a worker outlives a killed supervisor there
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="worker", description=__doc__)
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--fd", type=int, required=True, help="the listening socket, inherited")
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--background", action="store_true")
+    parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
     args = parser.parse_args(argv)
+    if args.supervisor is not None:
+        end_with_supervisor(args.supervisor)
     sock = socket.socket(fileno=args.fd)
     return run_worker(args.project, info_from_env(), sock, args.ready_fd, args.background)
 
