@@ -1,6 +1,6 @@
 """Serving benchmark: mlship's service against a hand-written FastAPI + pydantic service and a bare ASGI app.
 
-    python benchmarks/serving.py [--duration 3] [--rounds 5] [--starts 5] [--workers N] [--image REF] [--json]
+    python benchmarks/serving.py [--duration 3] [--rounds 7] [--starts 5] [--workers N] [--image REF] [--json]
 
 One run trains a scikit-learn pipeline (StandardScaler + LogisticRegression on 20 numeric features) into a
 temporary project (solution.py, model/, schema.json, service.json) and serves it three ways, each as real
@@ -590,7 +590,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     parser.add_argument(
         "--workers",
         type=int,
