@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import MARKED_AMOUNT, ROW
 
+pytestmark = pytest.mark.serial  # batching windows and latency bounds: measured without neighbours
+
 
 def metric_samples(client: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     from prometheus_client.parser import text_string_to_metric_families

@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROW, run_service
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 SLOTS = 4
 DELAY_S = 0.02

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
 
