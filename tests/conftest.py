@@ -25,9 +25,9 @@ serving: {port: 8080, workers: 2, max_body_mb: 10, timeout_s: 5}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (scripts/test runs -n 2 --dist loadgroup) each integration module stays on one
-    worker: its module- and session-scoped fixtures (built images, a converted corpus) are made once, and
-    tests that stop their own registry or engine never overlap one another."""
+    """Under pytest-xdist (MLSHIP_TEST_WORKERS=2 scripts/test: -n 2 --dist loadgroup) each integration
+    module stays on one worker: its module-scoped fixtures (built images, a converted corpus) are made
+    once, and tests that stop their own registry or engine never overlap one another."""
     root = Path(__file__).resolve().parent
     for item in items:
         path = Path(str(item.path)).resolve()

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built(template_project: Path, base_image: str) -> Iterator[BuildResult]:
-    tag = f"mlship-test-build:{int(time.time())}"
+    tag = f"mlship-test-build:{uuid.uuid4().hex[:12]}"
     result = build_project(template_project, tag=tag, base_image=base_image)
     print(f"\ncold build: {result.seconds:.1f} s, image {result.size_bytes / 1e6:.0f} MB")
     yield result

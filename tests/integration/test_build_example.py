@@ -7,7 +7,7 @@ import importlib.util
 import json
 import subprocess
 import tarfile
-import time
+import uuid
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -41,7 +41,7 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(fresh_clone: Path, base_image: str) -> Iterator[BuildResult]:
-    tag = f"mlship-test-example:{int(time.time())}"
+    tag = f"mlship-test-example:{uuid.uuid4().hex[:12]}"
     yield build_project(fresh_clone, tag=tag, base_image=base_image)
     image.remove(tag)
 

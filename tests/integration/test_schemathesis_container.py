@@ -7,7 +7,7 @@ coverage and fuzzing phases, a bounded number of cases and a time bound: zero fa
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def built_template(tmp_path_factory: pytest.TempPathFactory, base_image: str) ->
 
     root = tmp_path_factory.mktemp("schemathesis") / "fraud-detector"
     create_project("fraud-detector", root)
-    tag = f"mlship-test-schemathesis:{int(time.time())}"
+    tag = f"mlship-test-schemathesis:{uuid.uuid4().hex[:12]}"
     result = build_project(root, tag=tag, base_image=base_image)
     yield result
     image.remove(tag)
