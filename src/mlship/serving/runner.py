@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from .logs import JsonLog
-from .settings import ServiceInfo, ServiceSettings, SettingsError, usable_cpus
+from .settings import ServiceInfo, ServiceSettings, SettingsError, cpu_affinity, usable_cpus
 
 STARTUP_FAILED = 3
 INFO_ENV = "MLSHIP_SERVING_INFO"
@@ -111,7 +111,7 @@ class Supervisor:
         if background:
             command.append("--background")
         process = subprocess.Popen(command, env=self._environment(), pass_fds=(sock.fileno(), write_fd))
-        cpus = sorted(_affinity())
+        cpus = sorted(cpu_affinity())
         if len(cpus) == self.count > 1:  # a core per worker: keep each on its own (warm caches, no migration)
             with contextlib.suppress(OSError):  # before the worker starts a thread, which would inherit it
                 os.sched_setaffinity(process.pid, {cpus[index]})
@@ -196,13 +196,6 @@ class Supervisor:
                 worker.process.wait()
             with contextlib.suppress(OSError):
                 os.close(worker.ready_fd)
-
-
-def _affinity() -> set[int]:
-    try:
-        return os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return set()
 
 
 def _read_ready(fd: int) -> bool:

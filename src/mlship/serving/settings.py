@@ -59,12 +59,17 @@ AUTO: Literal["auto"] = "auto"
 MAX_AUTO_WORKERS = 8  # "auto" on a big host without a CPU limit: each worker holds its own model copy
 
 
+def cpu_affinity() -> set[int]:
+    """The cores this process may run on (empty where the platform cannot say)."""
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        return set()
+
+
 def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The cores this process may use: its CPU affinity, capped by a cgroup CPU limit (a container's)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = len(cpu_affinity()) or os.cpu_count() or 1
     quota = _cgroup_cpu_quota(cgroup)
     if quota is not None:
         cpus = min(cpus, max(1, math.ceil(quota)))
