@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlship import image
-from mlship.build import BuildResult, build_project
-from mlship.deps import pinned_packages
-from mlship.scaffold import create_project
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
+from mlship.build.requirements import pinned_packages
+from mlship.project.scaffold import create_project
 
 TARGET_REBUILD_S = 15.0
 

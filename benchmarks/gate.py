@@ -3,7 +3,7 @@
     python benchmarks/gate.py [--rows 1000000] [--chunk-rows 50000 200000]
 
 Writes a small fraud project (a scikit-learn pipeline, schema.json, a CSV of ROWS held-out rows) into a
-temporary folder, then runs `mlship.evaluate.run_gate` once per chunk size and prints:
+temporary folder, then runs `mlship.gate.evaluate.run_gate` once per chunk size and prints:
 - the wall time and rows per second;
 - the parent's peak traced memory (tracemalloc: Python objects and numpy/pandas buffers) and the model
   process's peak RSS (ru_maxrss, which includes the interpreter, pandas, scikit-learn and the model);
@@ -30,10 +30,10 @@ from sklearn.linear_model import LogisticRegression  # noqa: TID253
 from sklearn.pipeline import make_pipeline  # noqa: TID253
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: TID253
 
-import mlship.evaluate
-from mlship.config import load_project
-from mlship.evaluate import run_gate
-from mlship.schema import infer_schema
+import mlship.gate.evaluate
+from mlship.gate.evaluate import run_gate
+from mlship.project.config import load_project
+from mlship.project.schema import infer_schema
 
 FEATURES = ["amount", "items", "hour", "channel", "country"]
 SOLUTION = """\
@@ -108,7 +108,7 @@ class PhasePeaks:
     def __init__(self) -> None:
         self.streaming = 0
         self.scoring = 0
-        self._original = mlship.evaluate._Collected.arrays
+        self._original = mlship.gate.evaluate._Collected.arrays
 
     def __enter__(self) -> PhasePeaks:
         original = self._original
@@ -118,12 +118,12 @@ class PhasePeaks:
             tracemalloc.reset_peak()
             return original(collected)
 
-        mlship.evaluate._Collected.arrays = arrays  # type: ignore[method-assign]
+        mlship.gate.evaluate._Collected.arrays = arrays  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.scoring = tracemalloc.get_traced_memory()[1]
-        mlship.evaluate._Collected.arrays = self._original  # type: ignore[method-assign]
+        mlship.gate.evaluate._Collected.arrays = self._original  # type: ignore[method-assign]
 
 
 def _status_kb(field: str) -> int:
@@ -144,7 +144,12 @@ def warm_up() -> None:
     """Import what the gate imports lazily, so that tracemalloc counts data, not modules."""
     import sklearn.metrics  # noqa: F401
 
-    from mlship import data_source, metrics, sandbox, schema  # noqa: F401
+    from mlship.gate import (
+        metrics,  # noqa: F401
+        sandbox,  # noqa: F401
+    )
+    from mlship.project import data as data_source  # noqa: F401
+    from mlship.project import schema  # noqa: F401
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ import sys
 
 import httpx
 
-from mlship import image
-from mlship.config import load_project
-from mlship.schema import load_schema
+from mlship.adapters import engine as image
+from mlship.project.config import load_project
+from mlship.project.schema import load_schema
 
 
 def main(project_dir: str, registry: str) -> None:

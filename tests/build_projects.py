@@ -108,10 +108,10 @@ FAKE_PIPTOOLS = textwrap.dedent(
 
 
 def use_fake_pip_compile(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Path:
-    """Make mlship.deps run FAKE_PIPTOOLS instead of pip-compile; return the file its calls are logged to."""
+    """Make mlship.build.requirements run FAKE_PIPTOOLS, not pip-compile; return its call log."""
     import sys
 
-    from mlship import deps
+    from mlship.build import requirements as deps
 
     script = scratch / "fake_piptools.py"
     script.write_text(FAKE_PIPTOOLS)

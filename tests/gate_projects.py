@@ -73,7 +73,7 @@ def trained_artifacts() -> Path:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from mlship.schema import infer_schema
+    from mlship.project.schema import infer_schema
 
     folder = Path(tempfile.mkdtemp(prefix="mlship-test-model-"))
     train = make_frame(600, seed=1)

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from mlship.config import CONFIG_FILE, load_project
 from mlship.errors import ConfigError, ExitCode, MlshipError
+from mlship.project.config import CONFIG_FILE, load_project
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -48,7 +48,7 @@ def _pip_tools() -> Check:
 
 
 def _engine() -> Check:
-    from mlship import image
+    from mlship.adapters import engine as image
 
     try:
         info = image.engine_info()
@@ -62,7 +62,7 @@ def _registry(host: str | None) -> Check:
         return Check(
             name="registry", status="skip", detail="no image.registry in mlship.yaml and no --registry"
         )
-    from mlship.registry import Registry
+    from mlship.adapters.registry import Registry
 
     try:
         Registry(host).tags("mlship-doctor-probe")

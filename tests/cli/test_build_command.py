@@ -1,7 +1,7 @@
 """`mlship build` through the CLI: exit codes, messages, --json, and what it refuses before touching Docker.
 
-The container engine is replaced by a fake `mlship.image` (the integration tests use the real one), and
-pip-compile by a fake script (tests/unit/test_deps.py has one real pip-tools test).
+The container engine is replaced by a fake `mlship.adapters.engine` (the integration tests use the real one),
+and pip-compile by a fake script (tests/unit/test_deps.py has one real pip-tools test).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mlship import image
+from mlship.adapters import engine as image
 from mlship.cli import app
 from mlship.errors import EngineUnavailable
 from tests.build_projects import CONFIG, plant_secrets, use_fake_pip_compile, write_light_project

@@ -18,9 +18,9 @@ from typing import NoReturn
 
 import pytest
 
-from mlship import image
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Registry
 from mlship.errors import MlshipError
-from mlship.registry import Registry
 
 SETUP_HINT = "run `sudo scripts/containers.sh up` and `export DOCKER_HOST=unix:///run/podman/podman.sock`"
 DEFAULT_REGISTRY = "127.0.0.1:5000"

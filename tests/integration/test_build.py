@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mlship import image
-from mlship.build import BuildResult, build_project
-from mlship.context import manifest_sha256
-from mlship.deps import sha256_file
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
+from mlship.build.context import manifest_sha256
+from mlship.build.requirements import sha256_file
 from tests.build_projects import SECRET_MARKERS, SECRETS, plant_secrets, within_schema
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ TRICKY_LABEL = 'costs $5 "each" \\ $(id)'
 @pytest.fixture(scope="session")
 def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `mlship init` template project, with secrets planted and a git remote carrying a token."""
-    from mlship.scaffold import create_project
+    from mlship.project.scaffold import create_project
 
     root = tmp_path_factory.mktemp("build") / "fraud-detector"
     create_project("fraud-detector", root)

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlship import image
-from mlship.build import BuildResult, build_project
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
 from tests.build_projects import within_schema
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from mlship import image
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Registry
 from mlship.errors import RegistryError
-from mlship.registry import Registry
-from mlship.scaffold import create_project
+from mlship.project.scaffold import create_project
 from tests.integration.conftest import PrivateRegistry
 
 pytestmark = pytest.mark.integration
@@ -157,7 +157,7 @@ def test_registry_down_and_engine_gone_leave_the_release_live(
     assert "Traceback" not in down.stderr
 
     private_registry.start()
-    from mlship import pipeline
+    from mlship.release import deploy as pipeline
 
     real_verify = pipeline.verify_image
 

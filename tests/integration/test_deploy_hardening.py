@@ -31,10 +31,10 @@ from typing import Any
 
 import pytest
 
-from mlship import image
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Registry
 from mlship.errors import MlshipError
-from mlship.registry import Registry
-from mlship.scaffold import create_project
+from mlship.project.scaffold import create_project
 from tests.integration.conftest import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

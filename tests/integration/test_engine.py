@@ -1,4 +1,4 @@
-"""mlship.image and mlship.registry on the real engine (podman's Docker API here) and loopback registry."""
+"""mlship.adapters.engine and mlship.adapters.registry on the real engine (podman) and registry."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mlship import image
+from mlship.adapters import engine as image
+from mlship.adapters.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
 from mlship.errors import BuildFailed, RegistryError
-from mlship.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
 
 from .conftest import unavailable
 

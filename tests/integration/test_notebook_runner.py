@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mlship.adapters.jupyter import is_running, run_notebook
 from mlship.errors import NotebookError
-from mlship.notebook import is_running, run_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -1,5 +1,5 @@
 """Notebook execution is bounded by its timeout, and on timeout the kernel and every process it started are
-killed: nothing is left running (on a real Jupyter kernel, through `mlship.notebook.run_notebook`).
+killed: nothing is left running (on a real Jupyter kernel, through `mlship.adapters.jupyter.run_notebook`).
 
 The notebooks record the pids of the kernel and of the processes they start (a child, a grandchild in a
 session of its own, a multiprocessing worker) in a file outside the notebook's temporary copy, then hang.
@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mlship.adapters.jupyter import run_notebook
 from mlship.errors import NotebookError
-from mlship.notebook import run_notebook
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlship import image
-from mlship.build import BuildResult, build_project
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
 from tests.serving.schemathesis_run import assert_clean, require_schemathesis, run_schemathesis
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def built_template(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[BuildResult]:
-    from mlship.scaffold import create_project
+    from mlship.project.scaffold import create_project
 
     root = tmp_path_factory.mktemp("schemathesis") / "fraud-detector"
     create_project("fraud-detector", root)

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from mlship import image
-from mlship.build import BuildResult, build_project
-from mlship.verify_image import verify_image
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
+from mlship.release.verify_image import verify_image
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("skops")
@@ -84,7 +84,7 @@ if __name__ == "__main__":
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `mlship init` template, switched to skops: solution.py, mlship.yaml, the trained model."""
-    from mlship.scaffold import create_project
+    from mlship.project.scaffold import create_project
 
     root = tmp_path_factory.mktemp("skops") / "skops-model"
     create_project("skops-model", root)

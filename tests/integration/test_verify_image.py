@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from mlship import image
-from mlship.build import BuildResult, build_project
-from mlship.verify_image import verify_image
+from mlship.adapters import engine as image
+from mlship.build.assemble import BuildResult, build_project
+from mlship.release.verify_image import verify_image
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mlship.scaffold import create_project
+    from mlship.project.scaffold import create_project
 
     root = tmp_path_factory.mktemp("verify") / "verify-me"
     create_project("verify-me", root)
@@ -45,7 +45,7 @@ def built(project: Path, base_image: str) -> Iterator[BuildResult]:
 @pytest.fixture
 def derive(tmp_path: Path) -> Iterator[object]:
     """derive(base_id, instructions, files) builds `FROM base_id` + instructions with `files` in the
-    context, through mlship.image.build; the images are removed afterwards."""
+    context, through mlship.adapters.engine.build; the images are removed afterwards."""
     made: list[str] = []
 
     def build(base: str, instructions: list[str], files: dict[str, bytes]) -> str:

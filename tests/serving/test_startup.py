@@ -25,7 +25,7 @@ SERVING_DIR = Path(__file__).resolve().parents[2] / "src" / "mlship" / "serving"
 
 
 def test_settings_defaults_and_fields_match_mlship_yaml_serving() -> None:
-    from mlship.config import Serving
+    from mlship.project.config import Serving
 
     defaults = Serving().model_dump()
     assert ServiceSettings.default().to_dict() == defaults

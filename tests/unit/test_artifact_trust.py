@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlship.config import load_project
-from mlship.context import (
+from mlship.build.context import (
     LABEL_MODEL_FORMAT,
     LABEL_MODEL_TRUSTED_TYPES,
     StagedContext,
@@ -17,8 +16,9 @@ from mlship.context import (
     stage_context,
     stage_service_files,
 )
-from mlship.deps import FreezeResult, sha256_file
+from mlship.build.requirements import FreezeResult, sha256_file
 from mlship.errors import BuildFailed
+from mlship.project.config import load_project
 from tests.build_projects import CONFIG, write_light_project
 
 pytest.importorskip("skops")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mlship import image
+from mlship.adapters import engine as image
 from mlship.cli import _common
 from mlship.errors import BuildFailed, ExitCode
 from tests.unit.test_image import FakeEngine, _context, engine, engines, isolated_discovery

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from mlship.errors import UsageError
-from mlship.hooks import MARKER, install_pre_push
-from mlship.scaffold import write_ci_files
+from mlship.project.hooks import MARKER, install_pre_push
+from mlship.project.scaffold import write_ci_files
 from tests.conftest import VALID_CONFIG
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlship.config import json_schema, load_project, parse_config
 from mlship.errors import ConfigError, ExitCode
+from mlship.project.config import json_schema, load_project, parse_config
 from tests.conftest import VALID_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mlship import context
-from mlship.config import Project, load_project
-from mlship.context import stage_context
-from mlship.deps import FreezeResult, sha256_file
+from mlship.build import context
+from mlship.build.context import stage_context
+from mlship.build.requirements import FreezeResult, sha256_file
 from mlship.errors import BuildFailed
+from mlship.project.config import Project, load_project
 from tests.build_projects import CONFIG, SECRET_MARKERS, plant_secrets, write_light_project
 
 LOCK = "# lock\nsix==1.16.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from mlship.notebook import (
+from mlship.adapters.jupyter import (
     _failure_hint,
     first_line,
     neutralise_installs,

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mlship.config import parse_config
 from mlship.convert.requirements import imported_modules, requirement_lines, requirements_text
 from mlship.convert.thresholds import metrics_for, threshold
 from mlship.convert.writer import README_MARK, check_overwrite, config_text, install, refreshed_config
 from mlship.errors import UsageError
+from mlship.project.config import parse_config
 
 SOURCE = """
 import json

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mlship import image, pipeline
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Registry
 from mlship.cli import app
-from mlship.config import load_project
 from mlship.errors import ExitCode, RegistryError, UsageError
-from mlship.registry import Registry
+from mlship.project.config import load_project
+from mlship.release import deploy as pipeline
 from tests.gate_projects import make_project, solution_with
 from tests.unit.test_registry import FakeRegistry, make
 
@@ -78,8 +79,8 @@ def test_the_lock_is_per_project(tmp_path: Path) -> None:
 
 HOLD_LOCK = """\
 import sys, time
-from mlship.config import load_project
-from mlship.pipeline import deploy_lock
+from mlship.project.config import load_project
+from mlship.release.deploy import deploy_lock
 with deploy_lock(load_project(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlship import deps
-from mlship.config import Project, parse_config
+from mlship.build import requirements as deps
 from mlship.errors import BuildFailed, ExitCode
+from mlship.project.config import Project, parse_config
 from tests.build_projects import use_fake_pip_compile
 from tests.conftest import VALID_CONFIG
 

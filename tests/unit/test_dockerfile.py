@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mlship.dockerfile import (
+from mlship.build.dockerfile import (
     DOCKERIGNORE,
     DockerfileContext,
     check_image_reference,
@@ -247,7 +247,7 @@ def test_dockerfile_string_refuses_control_characters() -> None:
 
 def test_a_missing_template_value_fails_the_render(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile.j2").write_text("FROM {{ base_image }}\nRUN {{ not_given }}\n")
-    monkeypatch.setattr("mlship.dockerfile.templates_dir", lambda: tmp_path)
+    monkeypatch.setattr("mlship.build.dockerfile.templates_dir", lambda: tmp_path)
     import jinja2
 
     with pytest.raises(jinja2.UndefinedError):

@@ -15,11 +15,11 @@ import numpy as np  # noqa: TID253 - tests build data frames directly
 import pandas as pd  # noqa: TID253
 import pytest
 
-from mlship.config import Evaluation, load_project
-from mlship.data_source import open_data, read_chunks
 from mlship.errors import ConfigError, DataError, TestsFailed
-from mlship.evaluate import evaluate_predictions, run_gate
-from mlship.sandbox import Predictions
+from mlship.gate.evaluate import evaluate_predictions, run_gate
+from mlship.gate.sandbox import Predictions
+from mlship.project.config import Evaluation, load_project
+from mlship.project.data import open_data, read_chunks
 from tests.gate_projects import TARGET, make_frame, make_project, solution_with
 
 

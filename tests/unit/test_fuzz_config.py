@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mlship.cli import app
-from mlship.config import KNOWN_METRICS, ProjectConfig, parse_config
 from mlship.errors import ConfigError
+from mlship.project.config import KNOWN_METRICS, ProjectConfig, parse_config
 from tests.gate_projects import make_frame, make_project
 
 BASE: dict[str, Any] = {

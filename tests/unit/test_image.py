@@ -1,4 +1,4 @@
-"""mlship.image against fake engines: tiny Docker-API servers on unix sockets, driven by the real SDK."""
+"""mlship.adapters.engine against fake engines: tiny Docker-API servers on unix sockets, real SDK."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from mlship import image
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Credentials
 from mlship.errors import BuildFailed, EngineUnavailable, ExitCode, RegistryError
-from mlship.registry import Credentials
 
 Stream = list[dict[str, Any]]
 
@@ -542,7 +542,10 @@ def test_no_docker_import_at_module_level() -> None:
     import subprocess
     import sys
 
-    code = "import sys, mlship.image, mlship.registry; print('docker' in sys.modules, 'httpx' in sys.modules)"
+    code = (
+        "import sys, mlship.adapters.engine, mlship.adapters.registry; "
+        "print('docker' in sys.modules, 'httpx' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -1,4 +1,4 @@
-"""mlship.registry against an in-memory OCI distribution registry behind httpx.MockTransport."""
+"""mlship.adapters.registry against an in-memory OCI distribution registry behind httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Any
 import httpx  # noqa: TID253 - the fakes are httpx transports
 import pytest
 
-from mlship import registry as registry_module
-from mlship.errors import ExitCode, RegistryError
-from mlship.registry import (
+from mlship.adapters import registry as registry_module
+from mlship.adapters.registry import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -23,6 +22,7 @@ from mlship.registry import (
     Registry,
     is_loopback,
 )
+from mlship.errors import ExitCode, RegistryError
 
 HOST = "registry.example.com"
 REALM = "https://auth.example.com/token"
@@ -373,7 +373,7 @@ def test_wrong_credentials_raise_without_echoing_them() -> None:
 
 def test_missing_credentials_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLSHIP_REGISTRY_USERNAME", raising=False)
-    monkeypatch.setattr("mlship.image.registry_credentials", lambda host: None)
+    monkeypatch.setattr("mlship.adapters.engine.registry_credentials", lambda host: None)
     fake = FakeRegistry(auth="basic")
     fake.push_image("model", "v1", {})
     with pytest.raises(RegistryError, match="requires credentials") as caught:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlship.errors import BelowBaseline, UsageError
-from mlship.release import (
+from mlship.release.versions import (
     LIVE_TAG,
     compare_with_live,
     list_releases,

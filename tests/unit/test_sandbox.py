@@ -11,7 +11,7 @@ import pandas as pd  # noqa: TID253
 import pytest
 
 from mlship.errors import TestsFailed
-from mlship.sandbox import ModelProcess
+from mlship.gate.sandbox import ModelProcess
 from tests.gate_projects import FEATURES, GOOD_SOLUTION, line_of, make_frame, make_project, solution_with
 
 

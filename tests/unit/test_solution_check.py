@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlship.config import Project, load_project
 from mlship.errors import BuildFailed, ExitCode
-from mlship.solution_check import check_solution
+from mlship.gate.solution_check import check_solution
+from mlship.project.config import Project, load_project
 from tests.build_projects import LIGHT_SOLUTION, write_light_project
 
 

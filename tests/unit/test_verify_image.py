@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mlship.build import LABEL_LAYERS_SHA256, LABEL_SBOM_SHA256, layers_sha256
+from mlship.build.assemble import LABEL_LAYERS_SHA256, LABEL_SBOM_SHA256, layers_sha256
+from mlship.build.context import LABEL_MODEL_FORMAT, LABEL_MODEL_TRUSTED_TYPES, image_path, stage_context
+from mlship.build.requirements import FreezeResult, sha256_file
 from mlship.cli import app
-from mlship.config import load_project
-from mlship.context import LABEL_MODEL_FORMAT, LABEL_MODEL_TRUSTED_TYPES, image_path, stage_context
-from mlship.deps import FreezeResult, sha256_file
 from mlship.errors import UsageError
-from mlship.verify_image import (
+from mlship.project.config import load_project
+from mlship.release.verify_image import (
     EngineImage,
     Entry,
     VerificationFailed,
@@ -246,7 +246,7 @@ def test_the_trust_record_must_match_the_format_and_trusted_types_labels(built: 
 def test_a_missing_local_image_is_a_usage_error_and_a_registry_one_is_pulled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from mlship import image
+    from mlship.adapters import engine as image
 
     pulled: list[str] = []
     monkeypatch.setattr(image, "exists", lambda ref: False)

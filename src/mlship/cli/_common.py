@@ -86,7 +86,7 @@ def boundary(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as error:
             if STATE.debug:
                 raise
-            from mlship.image import disk_full
+            from mlship.adapters.engine import disk_full
 
             full = disk_full(error)
             if full is not None:  # a full disk is named as such, wherever it struck (exit 7)

@@ -28,7 +28,7 @@ def build(
 
     Examples: `mlship build`, `mlship build ./fraud-detector --tag fraud-detector:try1`.
     """
-    from mlship.build import build_project
+    from mlship.build.assemble import build_project
 
     result = build_project(project, tag=tag, base_image=base_image, no_cache=no_cache)
     finish(result, as_json, _render)

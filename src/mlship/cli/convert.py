@@ -35,8 +35,8 @@ def convert(
 
     Example: `mlship convert fraud-detector --notebook notebooks/fraud.ipynb`.
     """
-    from mlship.config import CONFIG_FILE, load_project
     from mlship.convert import convert_notebook
+    from mlship.project.config import CONFIG_FILE, load_project
 
     if notebook == Path():  # not given
         raise UsageError(

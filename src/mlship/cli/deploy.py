@@ -26,7 +26,7 @@ def deploy(
     as_json: JsonFlag = False,
 ) -> None:
     """Release the model: nothing is pushed unless the gate, the build and the image's own test all pass."""
-    from mlship.pipeline import deploy as run_deploy
+    from mlship.release.deploy import deploy as run_deploy
 
     result = run_deploy(
         project,

@@ -23,7 +23,7 @@ def install(
     as_json: JsonFlag = False,
 ) -> None:
     """Install a git pre-push hook that runs `mlship test` (skip once with `git push --no-verify`)."""
-    from mlship.hooks import install_pre_push
+    from mlship.project.hooks import install_pre_push
 
     def render(result: Any) -> None:
         console.print(

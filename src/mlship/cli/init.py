@@ -42,7 +42,7 @@ def init(
         return
     if name is None:
         raise UsageError("give a project name, or --from-notebook NB.ipynb", hint="e.g. 'mlship init demo'")
-    from mlship.scaffold import create_project
+    from mlship.project.scaffold import create_project
 
     finish(create_project(name, directory, force=force), as_json, _render_project)
 

@@ -15,9 +15,9 @@ RegistryOpt = Annotated[str | None, typer.Option(help="Registry host[:port]; def
 
 
 def _target(project: Path, registry: str | None) -> tuple[Any, str]:
-    from mlship.config import load_project
+    from mlship.adapters.registry import Registry
     from mlship.errors import UsageError
-    from mlship.registry import Registry
+    from mlship.project.config import load_project
 
     loaded = load_project(project)
     host = registry or loaded.config.image.registry
@@ -33,7 +33,7 @@ def releases(
     project: ProjectArg = Path("."), registry: RegistryOpt = None, as_json: JsonFlag = False
 ) -> None:
     """List the released versions with their metrics; the live one is marked."""
-    from mlship.release import list_releases
+    from mlship.release.versions import list_releases
 
     client, repo = _target(project, registry)
     found = list_releases(client, repo)
@@ -69,7 +69,7 @@ def rollback(
     as_json: JsonFlag = False,
 ) -> None:
     """Point `live` at an earlier version, without rebuilding or pulling."""
-    from mlship.release import rollback as move_live
+    from mlship.release.versions import rollback as move_live
 
     client, repo = _target(project, registry)
 

@@ -25,7 +25,7 @@ def serve(
 
     Examples: `mlship serve`, `mlship serve ./fraud-detector --port 9000`.
     """
-    from mlship.serve import serve_project
+    from mlship.build.serve import serve_project
 
     serve_project(project, host=host, port=port, workers=workers)
 

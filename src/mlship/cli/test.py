@@ -12,7 +12,7 @@ from mlship.cli._common import JsonFlag, boundary, finish
 from mlship.console import console
 
 if TYPE_CHECKING:
-    from mlship.testing import TestReport
+    from mlship.gate.testing import TestReport
 
 
 @boundary
@@ -29,7 +29,7 @@ def test(
     Exit codes: 0 passed, 4 tests failed or the model crashed, 5 a metric missed its threshold, 3 config
     invalid, 1 test data missing or not matching schema.json. Example: `mlship test --junit report.xml`.
     """
-    from mlship.testing import run_test
+    from mlship.gate.testing import run_test
 
     report = run_test(project, skip_tests=skip_tests, junit=junit)
     finish(report, as_json, _render, report.exit_code)

@@ -10,7 +10,7 @@ from mlship.cli._common import JsonFlag, boundary, finish, one_line
 from mlship.console import console
 
 if TYPE_CHECKING:
-    from mlship.verify_image import VerifyReport
+    from mlship.release.verify_image import VerifyReport
 
 
 @boundary
@@ -32,7 +32,7 @@ def verify(
     2 the image is not in the engine and its reference names no registry; 8 pulling it failed; 6 no
     container engine. Example: `mlship verify 127.0.0.1:5000/fraud-detector:v3 --json`.
     """
-    from mlship.verify_image import verify_image
+    from mlship.release.verify_image import verify_image
 
     report = verify_image(image, pull=pull)
     finish(report, as_json, _render, report.exit_code)

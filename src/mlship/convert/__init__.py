@@ -1,12 +1,11 @@
 """Turn a data scientist's notebook into a tested mlship project: `convert_notebook(notebook, target_dir)`.
 
-The notebook runs once, top to bottom, in a fresh kernel (`mlship.notebook`). In that same kernel, mlship's
-probe (`probe.py`) finds the fitted estimators and the train/held-out pairs, the rule in `select.py` picks
-the model, and the probe dumps it with the held-out rows it is consistent with. `source.py` extracts the
-training code into `train()`, `render.py` writes solution.py, the probe imports that solution.py and predicts
-the written test data with it (so the golden predictions, the metrics and the thresholds all come from the
-same execution), and `writer.py` writes the rest of the project.
-"""
+The notebook runs once, top to bottom, in a fresh kernel (`mlship.adapters.jupyter`). In that same kernel,
+mlship's probe (`probe.py`) finds the fitted estimators and the train/held-out pairs, the rule in
+`select.py` picks the model, and the probe dumps it with the held-out rows it is consistent with.
+`source.py` extracts the training code into `train()`, `render.py` writes solution.py, the probe imports
+that solution.py and predicts the written test data with it (so the golden predictions, the metrics and the
+thresholds all come from the same execution), and `writer.py` writes the rest of the project."""
 
 from __future__ import annotations
 
@@ -60,7 +59,7 @@ def convert_notebook(
     NotebookError when a cell fails or times out, when there is no fitted estimator, or when the rule cannot
     decide which one to ship.
     """
-    from mlship.notebook import code_cells, read_notebook, run_notebook
+    from mlship.adapters.jupyter import code_cells, read_notebook, run_notebook
 
     started = time.perf_counter()
     notebook = Path(notebook).resolve()

@@ -53,7 +53,7 @@ class Conversion:
 
     def probe(self, function: str, request: dict[str, Any], *, what: str) -> dict[str, Any]:
         """Call a probe function in the kernel and read the JSON it writes."""
-        from mlship.notebook import KernelCallError
+        from mlship.adapters.jupyter import KernelCallError
 
         request = {"out": str(self.session.scratch), **request}
         code = (
@@ -343,7 +343,7 @@ class Conversion:
     def _local_schema(self, path: Path) -> None:
         import pandas as pd
 
-        from mlship.schema import infer_schema
+        from mlship.project.schema import infer_schema
 
         scratch = self.session.scratch
         heldout = pd.read_pickle(scratch / "heldout.pkl") if (scratch / "heldout.pkl").is_file() else None
@@ -509,8 +509,8 @@ class Conversion:
             self.thresholds[name] = threshold(name, value)
 
     def _local_metrics(self, names: list[str]) -> dict[str, Any]:
-        from mlship.config import Evaluation, Threshold
-        from mlship.metrics import evaluate_predictions
+        from mlship.gate.metrics import evaluate_predictions
+        from mlship.project.config import Evaluation, Threshold
 
         verified = self.verified
         evaluation = Evaluation(
@@ -579,7 +579,7 @@ class Conversion:
         (self.staging / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
         (self.staging / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
         if not (self.target / ".github" / "workflows" / "mlship.yml").exists():
-            from mlship.scaffold import write_ci_files
+            from mlship.project.scaffold import write_ci_files
 
             write_ci_files(self.staging, self.name, str(self.survey["python"]))
         if "README.md" not in self.kept:

@@ -979,7 +979,7 @@ def verify(shell: Any, request: dict[str, Any]) -> None:
 
 def schema(shell: Any, request: dict[str, Any]) -> None:
     """schema.json from the training rows (else the held-out ones); nullable where held-out rows have any."""
-    from mlship.schema import infer_schema
+    from mlship.project.schema import infer_schema
 
     frames = STATE["frames"]
     source = frames["train"] if frames["train"] is not None else frames["heldout"]
@@ -994,9 +994,9 @@ def schema(shell: Any, request: dict[str, Any]) -> None:
 
 def metrics(shell: Any, request: dict[str, Any]) -> None:
     """The metrics of the verified predictions, computed as the release gate computes them."""
-    from mlship.config import Evaluation, Threshold
     from mlship.errors import MlshipError
-    from mlship.metrics import evaluate_predictions
+    from mlship.gate.metrics import evaluate_predictions
+    from mlship.project.config import Evaluation, Threshold
 
     verified = STATE["verified"]
     evaluation = Evaluation(

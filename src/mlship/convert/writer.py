@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from mlship.config import CONFIG_FILE, parse_config
 from mlship.errors import UsageError
+from mlship.project.config import CONFIG_FILE, parse_config
 
 SOLUTION = "solution.py"
 TEST_FILE = "tests/test_solution.py"

@@ -110,7 +110,7 @@ class BatchSettings:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The ``serving`` section of mlship.yaml / service.json (same fields as ``mlship.config.Serving``)."""
+    """The ``serving`` section of mlship.yaml / service.json (fields of ``mlship.project.config.Serving``)."""
 
     port: int = 8080
     workers: int | Literal["auto"] = AUTO  # auto: one per usable core (see worker_count)

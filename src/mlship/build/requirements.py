@@ -25,9 +25,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mlship.config import Project
 from mlship.console import console
 from mlship.errors import BuildFailed
+from mlship.project.config import Project
 
 LOCK_FILE = "requirements.lock.txt"
 REQUIREMENTS_IN = "requirements.in"

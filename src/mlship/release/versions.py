@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.config import LOWER_IS_BETTER
 from mlship.errors import BelowBaseline, UsageError
+from mlship.project.config import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
-    from mlship.registry import Registry
+    from mlship.adapters.registry import Registry
 
 LIVE_TAG = "live"
 METRICS_LABEL = "dev.mlship.metrics"

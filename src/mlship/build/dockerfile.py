@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mlship.errors import ConfigError, MlshipError, UsageError
-from mlship.templates import templates_dir
+from mlship.project.templates import templates_dir
 
 TEMPLATE = "Dockerfile.j2"
 SBOM_REQUIREMENTS = "sbom/requirements.txt"  # under templates/: the hashed lock of cyclonedx-bom

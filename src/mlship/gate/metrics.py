@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.config import LOWER_IS_BETTER, REGRESSION_METRICS, Evaluation, Threshold
 from mlship.errors import ConfigError, DataError, TestsFailed
+from mlship.project.config import LOWER_IS_BETTER, REGRESSION_METRICS, Evaluation, Threshold
 
 if TYPE_CHECKING:
     import numpy as np
@@ -235,7 +235,7 @@ def infer_gate_task(metrics: dict[str, Threshold], y_true: Any) -> str:
     """Regression when every metric is a regression metric; otherwise what the true values look like."""
     import pandas as pd
 
-    from mlship.schema import infer_task
+    from mlship.project.schema import infer_task
 
     if all(name in REGRESSION_METRICS for name in metrics):
         return "regression"

@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.config import Project
-from mlship.data_source import DataFile, is_url, open_data, read_chunks
 from mlship.errors import DataError
-from mlship.metrics import MetricResult, evaluate_predictions, infer_gate_task, needs_scores, resolve_classes
-from mlship.sandbox import ModelProcess, Predictions, Predictor
-from mlship.schema import ValidationReport, load_schema, validate_frame
+from mlship.gate.metrics import (
+    MetricResult,
+    evaluate_predictions,
+    infer_gate_task,
+    needs_scores,
+    resolve_classes,
+)
+from mlship.gate.sandbox import ModelProcess, Predictions, Predictor
+from mlship.project.config import Project
+from mlship.project.data import DataFile, is_url, open_data, read_chunks
+from mlship.project.schema import ValidationReport, load_schema, validate_frame
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,11 +1,10 @@
 """Get predictions from the user's `Model` without letting its crashes, hangs or exits reach mlship.
 
-`ModelProcess` runs solution.py in a child interpreter (`mlship.sandbox_child`), in its own process group,
-talking over a pair of pipes. Every call (load, each predict) is bounded by `timeout_s`; on expiry the whole
-process group is killed. What the user's code does wrong becomes a `TestsFailed` naming solution.py and
-the line. Anything else that can answer `predict(rows)` (the service over HTTP, in the deploy step) fits the
-`Predictor` protocol, and `mlship.evaluate` scores any of them the same way.
-"""
+`ModelProcess` runs solution.py in a child interpreter (`mlship.gate.sandbox_child`), in its own process
+group, talking over a pair of pipes. Every call (load, each predict) is bounded by `timeout_s`; on expiry
+the whole process group is killed. What the user's code does wrong becomes a `TestsFailed` naming
+solution.py and the line. Anything else that can answer `predict(rows)` (the service over HTTP, in the
+deploy step) fits the `Predictor` protocol, and `mlship.gate.evaluate` scores any of them the same way."""
 
 from __future__ import annotations
 
@@ -95,7 +94,7 @@ class ModelProcess:
                 [
                     sys.executable,
                     "-m",
-                    "mlship.sandbox_child",
+                    "mlship.gate.sandbox_child",
                     str(to_child_r),
                     str(from_child_w),
                     str(self.solution),

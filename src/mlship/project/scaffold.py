@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from mlship import __version__
 from mlship.console import console
 from mlship.errors import MlshipError, UsageError
-from mlship.templates import templates_dir
+from mlship.project.templates import templates_dir
 
 
 class InitResult(BaseModel):
@@ -111,7 +111,7 @@ def _write_schema(project: Path) -> None:
 
     import pandas as pd
 
-    from mlship.schema import infer_schema
+    from mlship.project.schema import infer_schema
 
     train = pd.read_csv(project / "data" / "train.csv")
     schema = infer_schema(train.drop(columns=["label"]), train["label"], "binary")

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.config import Project
 from mlship.errors import BuildFailed, TestsFailed
-from mlship.metrics import MetricResult
-from mlship.sandbox import Predictions, ScoreKind
+from mlship.gate.metrics import MetricResult
+from mlship.gate.sandbox import Predictions, ScoreKind
+from mlship.project.config import Project
 
 if TYPE_CHECKING:
     import httpx
     import pandas as pd
 
-    from mlship.evaluate import GateResult
+    from mlship.gate.evaluate import GateResult
 
 BATCH_ROWS = 500
 LATENCY_SAMPLES = 100
@@ -104,9 +104,9 @@ def verify_image(project: Project, ref: str, local: GateResult) -> VerifyResult:
     """Run `ref`, wait for readiness, score the test data through it, and compare with the local gate."""
     import httpx
 
-    from mlship import image
+    from mlship.adapters import engine as image
     from mlship.console import console
-    from mlship.evaluate import run_gate
+    from mlship.gate.evaluate import run_gate
 
     with image.run(ref, port=8080) as container:
         ready_s = image.wait_ready(container, timeout=120)
@@ -141,7 +141,7 @@ def verify_image(project: Project, ref: str, local: GateResult) -> VerifyResult:
 def _first_row(project: Project) -> bytes:
     import json
 
-    from mlship.schema import load_schema
+    from mlship.project.schema import load_schema
 
     schema = load_schema(project.schema_path)
     return json.dumps(schema.get("example") or {}).encode()

@@ -26,14 +26,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
-from mlship import image
-from mlship.config import load_project
+from mlship.adapters import engine as image
+from mlship.build.context import runtime_requirements, runtime_source, stage_context
+from mlship.build.dockerfile import SBOM_PATH, check_image_reference
+from mlship.build.requirements import STATE_DIR, freeze
 from mlship.console import console
-from mlship.context import runtime_requirements, runtime_source, stage_context
-from mlship.deps import STATE_DIR, freeze
-from mlship.dockerfile import SBOM_PATH, check_image_reference
 from mlship.errors import BuildFailed, MlshipError
-from mlship.solution_check import check_solution
+from mlship.gate.solution_check import check_solution
+from mlship.project.config import load_project
 
 LABEL_VERSION = "org.opencontainers.image.version"
 LABEL_REVISION = "org.opencontainers.image.revision"

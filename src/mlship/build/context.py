@@ -41,10 +41,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlship import __version__
-from mlship.config import Project
-from mlship.console import console
-from mlship.deps import FreezeResult, sha256_file
-from mlship.dockerfile import (
+from mlship.build.dockerfile import (
     DOCKERIGNORE,
     PACKAGING_TOOLS,
     RUNTIME_PACKAGE,
@@ -52,8 +49,11 @@ from mlship.dockerfile import (
     DockerfileContext,
     render_dockerfile,
 )
+from mlship.build.requirements import FreezeResult, sha256_file
+from mlship.console import console
 from mlship.errors import BuildFailed
-from mlship.templates import templates_dir
+from mlship.project.config import Project
+from mlship.project.templates import templates_dir
 
 SCHEMA_FILE = "schema.json"
 SERVICE_FILE = "service.json"
@@ -122,7 +122,7 @@ def is_secret_like(relative: Path) -> bool:
 
 def runtime_source() -> Path:
     """The serving runtime's package folder, copied into the image as `mlship_serving`."""
-    return Path(__file__).resolve().parent / "serving"
+    return Path(__file__).resolve().parents[1] / "serving"
 
 
 def manifest_sha256(hashes: dict[str, str]) -> str:
@@ -158,7 +158,7 @@ def stage_service_files(
     relative paths, and write the service.json and artifact-trust.json the runtime reads. Without
     `record_hashes`, service.json lists no artefact hashes and no trust record is written (the runtime then
     checks neither: `mlship serve` on a working folder)."""
-    from mlship.schema import load_schema
+    from mlship.project.schema import load_schema
 
     root = project.root.resolve()
     config = project.config

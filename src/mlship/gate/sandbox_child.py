@@ -1,6 +1,6 @@
 """The child side of the sandbox: load the user's `Model` and answer predict requests over a pipe.
 
-Run as ``python -m mlship.sandbox_child FD_IN FD_OUT SOLUTION``. Requests and replies are pickled tuples:
+Run as ``python -m mlship.gate.sandbox_child FD_IN FD_OUT SOLUTION``. Requests and replies are pickled tuples:
 
     ("load", artifacts)            → ("ok", {"classes": [...] | None, "methods": [...]})
     ("predict", frame, scores)     → ("ok", (labels, scores | None, "proba" | "decision" | None))

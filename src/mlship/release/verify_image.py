@@ -1,8 +1,8 @@
 """`mlship verify IMAGE`: check, without running anything in it, that an image holds what its labels say
 mlship built.
-
-Files are read from a container that is created and never started (`mlship.image.read_tree`), so nothing
-in the image runs, the model included. The checks, in the order in which the first difference is named:
+ Files are read from a container that is created and never started (`mlship.adapters.engine.read_tree`), so
+nothing in the image runs, the model included. The checks, in the order in which the first difference is
+named:
 
     model         the artefacts under /app/project/<artifacts>  vs dev.mlship.model.sha256 (their manifest)
     schema        /app/project/schema.json                       vs dev.mlship.schema.sha256
@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from mlship.build import LABEL_LAYERS_SHA256, LABEL_SBOM_SHA256, layers_sha256
-from mlship.context import (
+from mlship.build.assemble import LABEL_LAYERS_SHA256, LABEL_SBOM_SHA256, layers_sha256
+from mlship.build.context import (
     FILES_MANIFEST,
     LABEL_FILES_SHA256,
     LABEL_MODEL_FORMAT,
@@ -43,8 +43,8 @@ from mlship.context import (
     LABEL_SCHEMA_SHA256,
     manifest_sha256,
 )
-from mlship.deps import pinned_packages
-from mlship.dockerfile import SBOM_PATH
+from mlship.build.dockerfile import SBOM_PATH
+from mlship.build.requirements import pinned_packages
 from mlship.errors import BuildFailed, ExitCode, UsageError
 
 APP = "/app"
@@ -431,7 +431,7 @@ def _short(step: str) -> str:
 
 
 class EngineImage:
-    """An image in the container engine, read with `mlship.image` (files from a never-started container)."""
+    """An image in the container engine, read with `mlship.adapters.engine` (files from an unstarted one)."""
 
     def __init__(self, ref: str) -> None:
         self.ref = ref
@@ -439,7 +439,7 @@ class EngineImage:
     @classmethod
     def open(cls, ref: str, *, pull: bool = True) -> EngineImage:
         """The local image `ref`, pulled first when missing and `ref` names a registry."""
-        from mlship import image
+        from mlship.adapters import engine as image
 
         if not image.exists(ref):
             if not pull or image.registry_of(ref) == "docker.io":
@@ -451,12 +451,12 @@ class EngineImage:
         return cls(ref)
 
     def labels(self) -> dict[str, str]:
-        from mlship import image
+        from mlship.adapters import engine as image
 
         return image.image_labels(self.ref)
 
     def tree(self) -> dict[str, Entry]:
-        from mlship import image
+        from mlship.adapters import engine as image
 
         return {
             item.path: Entry(item.path, item.kind, item.sha256, item.content)
@@ -464,11 +464,11 @@ class EngineImage:
         }
 
     def layers(self) -> list[str]:
-        from mlship import image
+        from mlship.adapters import engine as image
 
         return image.image_layers(self.ref)
 
     def history(self) -> list[tuple[str, int]]:
-        from mlship import image
+        from mlship.adapters import engine as image
 
         return image.image_history(self.ref)

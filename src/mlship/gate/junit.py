@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from mlship.errors import MlshipError, UsageError
 
 if TYPE_CHECKING:
-    from mlship.evaluate import GateResult
-    from mlship.testing import PytestResult
+    from mlship.gate.evaluate import GateResult
+    from mlship.gate.testing import PytestResult
 
 
 def _suite(parent: ET.Element, name: str) -> ET.Element:

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from mlship.adapters.registry import Credentials
 from mlship.console import console
 from mlship.errors import BuildFailed, EngineUnavailable, MlshipError, RegistryError
-from mlship.registry import Credentials
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

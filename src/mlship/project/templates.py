@@ -7,7 +7,7 @@ from pathlib import Path
 
 def templates_dir() -> Path:
     """The templates folder: `mlship/templates` in a wheel, `templates/` in a source checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     installed = package / "templates"
     if installed.is_dir():
         return installed

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from rich.markup import escape
 
-from mlship import release
-from mlship.config import Project, load_project
 from mlship.console import console
 from mlship.errors import BelowBaseline, RegistryError, TestsFailed, UsageError
-from mlship.evaluate import GateResult, MetricResult
-from mlship.verify_http import VerifyResult, measured, verify_image
+from mlship.gate.evaluate import GateResult, MetricResult
+from mlship.project.config import Project, load_project
+from mlship.release import versions as release
+from mlship.release.verify_http import VerifyResult, measured, verify_image
 
 if TYPE_CHECKING:
-    from mlship.registry import Registry
+    from mlship.adapters.registry import Registry
 
 
 class DeployResult(BaseModel):
@@ -92,7 +92,7 @@ def _stage(name: str) -> None:
 
 
 def _gate(project: Project) -> GateResult:
-    from mlship.testing import run_test
+    from mlship.gate.testing import run_test
 
     report = run_test(project.root)
     if report.pytest is not None and not report.pytest.ok:
@@ -150,7 +150,7 @@ def _stamp(image_id: str, tag: str, labels: dict[str, str]) -> str:
     """Add labels known only after verification: a FROM-only build adds metadata, not layers."""
     import tempfile
 
-    from mlship import image
+    from mlship.adapters import engine as image
 
     with tempfile.TemporaryDirectory(prefix="mlship-stamp-") as context:
         (Path(context) / "Dockerfile").write_text(f"FROM {image_id}\n", encoding="utf-8")
@@ -171,7 +171,7 @@ def publish(registry: Registry, repo: str, version: str, image_ref: str, revisio
     Tags are moved by copying the manifest of our digest, never of a tag another deploy may have replaced.
     Raises RegistryError with `live` unmoved when the version exists before the push, or holds another
     image after it (a deploy of the same project from another machine took the same version)."""
-    from mlship import image
+    from mlship.adapters import engine as image
 
     host = registry.host
     remote = f"{host}/{repo}:{version}"
@@ -220,8 +220,8 @@ def deploy(
     allow_dirty: bool = False,
 ) -> DeployResult:
     """Run every stage; raise at the first failure with nothing pushed."""
-    from mlship.build import build_project
-    from mlship.registry import Registry
+    from mlship.adapters.registry import Registry
+    from mlship.build.assemble import build_project
 
     if force and not reason:
         raise UsageError(

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mlship.config import Project, load_project
 from mlship.console import console
 from mlship.errors import ExitCode, MlshipError
-from mlship.evaluate import GateResult, run_gate
+from mlship.gate.evaluate import GateResult, run_gate
+from mlship.project.config import Project, load_project
 
 PYTEST_MIN_TIMEOUT_S = 600.0
 _CONFIG_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -171,7 +171,7 @@ def run_test(
     Returns the report (exit code 0, 4 or 5); raises the gate's MlshipError (data, model crash, config),
     after writing the JUnit XML that records it.
     """
-    from mlship.junit import write_junit
+    from mlship.gate.junit import write_junit
 
     try:
         project = load_project(project_dir)

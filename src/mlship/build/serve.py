@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mlship.config import load_project
+from mlship.build.context import stage_service_files
+from mlship.build.requirements import STATE_DIR
 from mlship.console import console
-from mlship.context import stage_service_files
-from mlship.deps import STATE_DIR
 from mlship.errors import MlshipError, UsageError
-from mlship.solution_check import check_solution
+from mlship.gate.solution_check import check_solution
+from mlship.project.config import load_project
 
 SERVE_DIR = "serve"
 

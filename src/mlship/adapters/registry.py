@@ -368,7 +368,7 @@ class Registry:
             self._credentials = Credentials.from_env()
             if self._credentials is None:
                 try:
-                    from mlship.image import registry_credentials
+                    from mlship.adapters.engine import registry_credentials
 
                     self._credentials = registry_credentials(self.host)
                 except Exception:  # no docker config or a broken helper: go on anonymously

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mlship.config import load_project
 from mlship.errors import UsageError
-from mlship.scaffold import render_template
+from mlship.project.config import load_project
+from mlship.project.scaffold import render_template
 
 MARKER = "Installed by `mlship hooks install`"
 

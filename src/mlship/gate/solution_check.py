@@ -1,10 +1,10 @@
 """Fail before Docker: import solution.py in a child interpreter and check it defines a usable `Model`.
 
-`check_solution(project)` runs ``python -m mlship.solution_check RESULT SOLUTION ROOT`` in the project folder.
-The child imports the solution (nothing is trained: importing it must not train), checks `Model.load` and
-`Model.predict`, and writes a JSON result: the project's own modules the import pulled in (they are copied
-into the image next to solution.py), or the error with the file and line it points at. A syntax or import
-error becomes one BuildFailed (exit 7) naming the file and line, before any image is built.
+`check_solution(project)` runs ``python -m mlship.gate.solution_check RESULT SOLUTION ROOT`` in the project
+folder. The child imports the solution (nothing is trained: importing it must not train), checks
+`Model.load` and `Model.predict`, and writes a JSON result: the project's own modules the import pulled in
+(they are copied into the image next to solution.py), or the error with the file and line it points at. A
+syntax or import error becomes one BuildFailed (exit 7) naming the file and line, before any image is built.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlship.config import Project
 from mlship.errors import BuildFailed
+from mlship.project.config import Project
 
 TIMEOUT_S = 120.0
 
@@ -41,7 +41,7 @@ def check_solution(project: Project, *, timeout_s: float = TIMEOUT_S) -> list[st
                 [
                     sys.executable,
                     "-m",
-                    "mlship.solution_check",
+                    "mlship.gate.solution_check",
                     str(result_file),
                     str(solution),
                     str(project.root),

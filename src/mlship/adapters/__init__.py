@@ -1,0 +1,1 @@
+"""One module per external system: the container engine, the OCI registry, the Jupyter kernel."""

@@ -1,0 +1,1 @@
+"""Versions, the deploy pipeline, rollback and verification of released images."""
