@@ -1,4 +1,7 @@
-"""`mlship doctor`: is this machine ready to test, build and ship? One check a row, a fix for each failure."""
+"""`mlship doctor`: is this machine ready to test, build and ship? One check a row, a fix for each failure.
+
+It checks what `mlship test` needs too: pytest, and the project's requirements.in installed here.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +50,63 @@ def _pip_tools() -> Check:
     return Check(name="pip-tools", status="fail", detail="not installed", fix="pip install pip-tools")
 
 
+def _pytest() -> Check:
+    if importlib.util.find_spec("pytest") is not None:
+        return Check(
+            name="pytest", status="ok", detail="importable (mlship test runs the project's tests with it)"
+        )
+    return Check(
+        name="pytest",
+        status="fail",
+        detail=f"not importable from {sys.executable}: mlship test cannot run the project's tests",
+        fix="pip install pytest (or reinstall mlship: pip install mlship, which brings it)",
+    )
+
+
+def missing_requirements(requirements_in: Path) -> list[str]:
+    """The requirements in requirements.in whose distribution is not installed in this environment."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing = []
+    for raw in requirements_in.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            missing.append(line)
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            missing.append(line)
+            continue
+        if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+            missing.append(f"{line} (installed: {installed})")
+    return missing
+
+
+def _project_requirements(root: Path) -> Check:
+    requirements_in = root / "requirements.in"
+    name = "requirements.in"
+    if not requirements_in.is_file():
+        return Check(name=name, status="skip", detail=f"no {requirements_in}")
+    missing = missing_requirements(requirements_in)
+    if missing:
+        return Check(
+            name=name,
+            status="fail",
+            detail=f"not installed here, so mlship test cannot import the model: {', '.join(missing)}",
+            fix=f"pip install -r {requirements_in}",
+        )
+    return Check(name=name, status="ok", detail="every requirement is installed in this environment")
+
+
 def _engine() -> Check:
     from mlship.adapters import engine as image
 
@@ -76,16 +136,26 @@ def run_doctor(project_dir: Path, registry: str | None = None) -> DoctorReport:
     checks = []
     exit_code = ExitCode.OK
     expected_python = None
+    project_checks: list[Check] = []
     if (project_dir / CONFIG_FILE).is_file():
         try:
             project = load_project(project_dir)
             registry = registry or project.config.image.registry
             expected_python = project.config.python
             checks.append(Check(name=CONFIG_FILE, status="ok", detail=f"valid ({project.config.name})"))
+            project_checks.append(_project_requirements(project.root))
         except ConfigError as error:
             checks.append(Check(name=CONFIG_FILE, status="fail", detail=error.message, fix=error.hint))
             exit_code = ExitCode.CONFIG_INVALID
-    checks = [_python(expected_python), _pip_tools(), *checks, _engine(), _registry(registry)]
+    checks = [
+        _python(expected_python),
+        _pip_tools(),
+        _pytest(),
+        *checks,
+        *project_checks,
+        _engine(),
+        _registry(registry),
+    ]
     failed = [check for check in checks if check.status == "fail"]
     if failed and exit_code == ExitCode.OK:
         exit_code = ExitCode.NO_ENGINE if failed[0].name == "container engine" else ExitCode.ERROR

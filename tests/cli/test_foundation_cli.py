@@ -69,3 +69,40 @@ def test_doctor_reports_a_broken_config_as_a_failed_check(runner: CliRunner, tmp
     checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
     assert checks["mlship.yaml"]["status"] == "fail"
     assert "duplicate key 'name'" in checks["mlship.yaml"]["detail"]
+
+
+def test_doctor_fails_naming_pytest_when_it_is_missing(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import json
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_pytest(name: str, *args: object, **kwargs: object) -> object:
+        return None if name == "pytest" else real_find_spec(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_pytest)
+    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["pytest"]["status"] == "fail"
+    assert "pip install pytest" in checks["pytest"]["fix"]
+
+
+def test_doctor_names_the_project_requirements_that_are_not_installed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    import json
+
+    (tmp_path / "mlship.yaml").write_text(VALID_CONFIG)
+    (tmp_path / "requirements.in").write_text("pandas>=1\nmlship-no-such-package-xyz==1.0  # the model\n")
+    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
+    assert result.exit_code != 0
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    row = checks["requirements.in"]
+    assert row["status"] == "fail"
+    assert "mlship-no-such-package-xyz==1.0" in row["detail"]
+    assert "pandas" not in row["detail"]
+    assert row["fix"] == f"pip install -r {tmp_path / 'requirements.in'}"
+    assert checks["pytest"]["status"] == "ok"
