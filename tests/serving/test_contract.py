@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mlship.serving.contract import INT64_MAX, InputContract, InvalidRequest, SchemaError, TooManyRows
+from mlship.serving.columns import INT64_MAX, SchemaError
+from mlship.serving.contract import InputContract, InvalidRequest, TooManyRows
 
 from .conftest import CLASSIFIER_COLUMNS, ROW
 

@@ -301,7 +301,8 @@ def write_openapi(context_dir: Path, target: Path) -> Path:
 
     Raises BuildFailed when schema.json cannot become a request contract or its example row does not
     satisfy it (the container would never become ready: its self-test predicts on that row)."""
-    from mlship.serving.contract import InputContract, InvalidRequest, SchemaError
+    from mlship.serving.columns import SchemaError
+    from mlship.serving.contract import InputContract, InvalidRequest
     from mlship.serving.openapi import build_openapi
     from mlship.serving.settings import ServiceInfo, SettingsError
 

@@ -11,7 +11,8 @@ import copy
 from typing import Any
 
 from .asgi import PREDICTIONS_ONLY
-from .contract import FLOAT_MAX, Column, InputContract
+from .columns import FLOAT_MAX, Column
+from .contract import InputContract
 from .settings import ServiceInfo
 
 __all__ = ["FLOAT_MAX", "as_openapi_30", "build_openapi", "column_schema"]

@@ -26,7 +26,8 @@ from .asgi import (
     predictions_only,
 )
 from .batching import Job, ModelRunner, Outcome
-from .contract import InvalidRequest, Problem, TooManyRows
+from .columns import Problem
+from .contract import InvalidRequest, TooManyRows
 from .service import Service
 
 WATCH_AFTER_S = 0.02

@@ -25,13 +25,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from .handoff import INFO_ENV, STARTUP_FAILED, graceful_timeout
 from .logs import JsonLog
 from .settings import ServiceInfo, ServiceSettings, SettingsError, cpu_affinity, usable_cpus
 
-STARTUP_FAILED = 3
-INFO_ENV = "MLSHIP_SERVING_INFO"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 GRACE_S = 30.0
 # Native thread pools (BLAS, OpenMP): each worker gets its share of the cores unless the user set them.
@@ -44,11 +42,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.create_server((host, port), family=family, backlog=2048)
     sock.set_inheritable(True)
     return sock
-
-
-def graceful_timeout(settings: ServiceSettings) -> float:
-    """How long a worker waits for in-flight requests at shutdown (they end by ``timeout_s`` anyway)."""
-    return settings.timeout_s + 2.0
 
 
 @dataclass
@@ -255,12 +248,3 @@ def serve(
     from .worker import run_worker
 
     return run_worker(project_dir, info, bind_socket(host, settings.port), ready_fd=None, background=True)
-
-
-def info_from_env() -> ServiceInfo | None:
-    """What the supervisor told this worker to serve, if it did."""
-    raw = os.environ.get(INFO_ENV)
-    if not raw:
-        return None
-    data: Any = json.loads(raw)
-    return ServiceInfo.from_dict(data, where=INFO_ENV)

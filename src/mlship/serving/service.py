@@ -12,7 +12,8 @@ import orjson
 
 from .asgi import DUMPS_OPTIONS, safe_header_value
 from .batching import ModelRunner
-from .contract import InputContract, InvalidRequest, SchemaError, TooManyRows
+from .columns import SchemaError
+from .contract import InputContract, InvalidRequest, TooManyRows
 from .loading import LoadedModel, StartupError, load_model
 from .logs import JsonLog
 from .metrics import Metrics

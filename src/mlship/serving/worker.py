@@ -13,10 +13,10 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .handoff import STARTUP_FAILED, graceful_timeout, info_from_env
 from .loading import StartupError
 from .logs import JsonLog, uvicorn_log_config
 from .protocol import http_protocol
-from .runner import STARTUP_FAILED, graceful_timeout, info_from_env
 from .settings import ServiceInfo
 
 PR_SET_PDEATHSIG = 1
