@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from mlship.adapters import engine as image
-from mlship.adapters.registry import Credentials
+from mlship.adapters.credentials import Credentials
 from mlship.errors import BuildFailed, EngineUnavailable, ExitCode, RegistryError
 
 Stream = list[dict[str, Any]]

@@ -13,11 +13,11 @@ import httpx  # noqa: TID253 - the fakes are httpx transports
 import pytest
 
 from mlship.adapters import registry as registry_module
+from mlship.adapters.credentials import Credentials
 from mlship.adapters.registry import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
-    Credentials,
     ManifestNotFound,
     Registry,
     is_loopback,
@@ -373,7 +373,7 @@ def test_wrong_credentials_raise_without_echoing_them() -> None:
 
 def test_missing_credentials_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLSHIP_REGISTRY_USERNAME", raising=False)
-    monkeypatch.setattr("mlship.adapters.engine.registry_credentials", lambda host: None)
+    monkeypatch.setattr("mlship.adapters.credentials.registry_credentials", lambda host: None)
     fake = FakeRegistry(auth="basic")
     fake.push_image("model", "v1", {})
     with pytest.raises(RegistryError, match="requires credentials") as caught:

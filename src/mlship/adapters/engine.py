@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from mlship.adapters.registry import Credentials
+from mlship.adapters.credentials import Credentials
 from mlship.console import console
 from mlship.errors import BuildFailed, EngineUnavailable, MlshipError, RegistryError
 
@@ -732,28 +732,6 @@ def remove(ref: str, *, missing_ok: bool = True) -> None:
         except docker.errors.ImageNotFound:
             if not missing_ok:
                 raise
-
-
-def registry_credentials(host: str) -> Credentials | None:
-    """Credentials for `host`: MLSHIP_REGISTRY_USERNAME/PASSWORD when set, else the docker config
-    (~/.docker/config.json auths or its credential helpers). Never logged or printed."""
-    from_env = Credentials.from_env()
-    if from_env is not None:
-        return from_env
-    import docker
-
-    try:
-        config = docker.auth.load_config()
-        entry = config.resolve_authconfig(host) or {}
-    except Exception:  # a broken config or helper: behave as if there were no credentials
-        return None
-    if entry.get("IdentityToken"):
-        return Credentials(username="<token>", password="", identity_token=str(entry["IdentityToken"]))
-    username = entry.get("username") or entry.get("Username")
-    password = entry.get("password") or entry.get("Password")
-    if username and password:
-        return Credentials(username=str(username), password=str(password))
-    return None
 
 
 def _auth_config(host: str) -> dict[str, str] | None:

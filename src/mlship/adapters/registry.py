@@ -14,7 +14,6 @@ import base64
 import hashlib
 import ipaddress
 import json
-import os
 import platform
 import re
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from mlship.adapters.credentials import Credentials
 from mlship.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -43,24 +43,6 @@ _HINT_CREDENTIALS = (
     "set MLSHIP_REGISTRY_USERNAME and MLSHIP_REGISTRY_PASSWORD, or `docker login {host}` "
     "(credentials must allow pull and push on the repository)"
 )
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A registry login; the secret parts never appear in repr, messages or logs."""
-
-    username: str
-    password: str = field(repr=False)
-    identity_token: str | None = field(default=None, repr=False)  # docker config "identitytoken"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials | None:
-        """MLSHIP_REGISTRY_USERNAME and MLSHIP_REGISTRY_PASSWORD, when both are set."""
-        env = os.environ if environ is None else environ
-        username, password = env.get("MLSHIP_REGISTRY_USERNAME"), env.get("MLSHIP_REGISTRY_PASSWORD")
-        if username and password:
-            return cls(username=username, password=password)
-        return None
 
 
 @dataclass(frozen=True)
@@ -368,7 +350,7 @@ class Registry:
             self._credentials = Credentials.from_env()
             if self._credentials is None:
                 try:
-                    from mlship.adapters.engine import registry_credentials
+                    from mlship.adapters.credentials import registry_credentials
 
                     self._credentials = registry_credentials(self.host)
                 except Exception:  # no docker config or a broken helper: go on anonymously

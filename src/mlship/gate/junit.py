@@ -16,7 +16,7 @@ from mlship.errors import MlshipError, UsageError
 
 if TYPE_CHECKING:
     from mlship.gate.evaluate import GateResult
-    from mlship.gate.testing import PytestResult
+    from mlship.gate.pytest_result import PytestResult
 
 
 def _suite(parent: ET.Element, name: str) -> ET.Element:

@@ -20,42 +20,11 @@ from pydantic import BaseModel
 from mlship.console import console
 from mlship.errors import ExitCode, MlshipError
 from mlship.gate.evaluate import GateResult, run_gate
+from mlship.gate.pytest_result import PytestResult
 from mlship.project.config import Project, load_project
 
 PYTEST_MIN_TIMEOUT_S = 600.0
 _CONFIG_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-
-
-class PytestResult(BaseModel):
-    """Counts from one run of the project's tests (0 tests when the project has no tests folder)."""
-
-    passed: int = 0
-    failed: int = 0
-    errors: int = 0
-    skipped: int = 0
-    duration: float = 0.0
-    junit_path: Path | None = None
-    failures: list[str] = []
-    output_tail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0 and self.errors == 0
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed + self.errors + self.skipped
-
-    def summary(self) -> str:
-        """'4 passed, 1 failed, 1 error' in pytest's words."""
-        counts = (
-            (self.passed, "passed"),
-            (self.failed, "failed"),
-            (self.errors, "error" if self.errors == 1 else "errors"),
-            (self.skipped, "skipped"),
-        )
-        parts = [f"{count} {word}" for count, word in counts if count]
-        return ", ".join(parts) if parts else "no tests"
 
 
 class TestReport(BaseModel):
