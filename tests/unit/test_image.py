@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from mlship.adapters import engine as image
-from mlship.adapters.credentials import Credentials
+from mlship.adapters.credentials import Credentials, registry_credentials
 from mlship.errors import BuildFailed, EngineUnavailable, ExitCode, RegistryError
 
 Stream = list[dict[str, Any]]
@@ -474,11 +474,11 @@ def test_registry_credentials_env_first_then_docker_config(
     monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
     monkeypatch.delenv("MLSHIP_REGISTRY_USERNAME", raising=False)
     monkeypatch.delenv("MLSHIP_REGISTRY_PASSWORD", raising=False)
-    assert image.registry_credentials("ghcr.io") == Credentials("alice", "from-config")
-    assert image.registry_credentials("quay.io") is None
+    assert registry_credentials("ghcr.io") == Credentials("alice", "from-config")
+    assert registry_credentials("quay.io") is None
     monkeypatch.setenv("MLSHIP_REGISTRY_USERNAME", "bob")
     monkeypatch.setenv("MLSHIP_REGISTRY_PASSWORD", "from-env")
-    assert image.registry_credentials("ghcr.io") == Credentials("bob", "from-env")
+    assert registry_credentials("ghcr.io") == Credentials("bob", "from-env")
 
 
 # --- references ---
