@@ -105,12 +105,19 @@ def _warm_up() -> dict[str, list[str]]:
     return dict(metadata.packages_distributions())
 
 
+# The probe's source files, run in this order into one module in the kernel (each part uses the ones before).
+PROBE_PARTS = ("probe.py", "probe_survey.py", "probe_export.py")
+
+
 def _install_probe(session: Any) -> None:
-    source = (Path(__file__).with_name("probe.py")).read_text(encoding="utf-8")
+    runs = "".join(
+        f"exec(compile({(Path(__file__).with_name(part)).read_text(encoding='utf-8')!r}, "
+        f"'<mlship {part}>', 'exec'), __import__('sys').modules['_mlship_probe'].__dict__); "
+        for part in PROBE_PARTS
+    )
     code = (
         "__import__('sys').modules['_mlship_probe'] = __import__('types').ModuleType('_mlship_probe'); "
-        f"exec(compile({source!r}, '<mlship probe>', 'exec'), "
-        "__import__('sys').modules['_mlship_probe'].__dict__); "
-        f"__import__('sys').modules['_mlship_probe'].install(get_ipython(), {str(session.root / 'work')!r})"
+        + runs
+        + f"__import__('sys').modules['_mlship_probe'].install(get_ipython(), {str(session.root / 'work')!r})"
     )
     session.call(code, what="mlship's probe setup")
