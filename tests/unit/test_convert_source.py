@@ -8,12 +8,8 @@ import ast
 import pytest
 
 from mlship.convert.cells import clean_cell, explicit_choices, fit_site
-from mlship.convert.source import (
-    drop_reason,
-    notebook_context,
-    rewrite_paths,
-    training_code,
-)
+from mlship.convert.source import drop_reason, notebook_context
+from mlship.convert.training import rewrite_paths, training_code
 
 
 def cells(*sources: str):  # type: ignore[no-untyped-def]

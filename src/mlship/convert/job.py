@@ -360,7 +360,7 @@ class Conversion:
 
     def write_solution(self) -> None:
         from mlship.convert.render import InputSpec, render_solution
-        from mlship.convert.source import training_code
+        from mlship.convert.training import training_code
 
         candidate = self.choice.candidate
         info = self.exported["input"]

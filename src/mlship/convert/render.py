@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlship.convert.source import OWN_IMPORTS, TrainCode, indent, rewrite_paths
+from mlship.convert.training import OWN_IMPORTS, TrainCode, indent, rewrite_paths
 
 
 @dataclass
