@@ -39,7 +39,7 @@ def run_alone(notebook: Path) -> float:
     import nbformat
     from nbclient import NotebookClient
 
-    from mlship.adapters.jupyter import choose_kernel
+    from mlship.adapters.jupyter_support import choose_kernel
 
     with tempfile.TemporaryDirectory(prefix="mlship-bench-") as scratch:
         copy = Path(scratch) / notebook.parent.name

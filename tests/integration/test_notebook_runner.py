@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlship.adapters.jupyter import is_running, run_notebook
+from mlship.adapters.jupyter import run_notebook
+from mlship.adapters.jupyter_support import is_running
 from mlship.errors import NotebookError
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

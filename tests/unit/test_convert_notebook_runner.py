@@ -7,14 +7,8 @@ from pathlib import Path
 
 import nbformat
 
-from mlship.adapters.jupyter import (
-    _failure_hint,
-    first_line,
-    neutralise_installs,
-    parent_inputs,
-    stage_copy,
-    strip_ansi,
-)
+from mlship.adapters.jupyter import _failure_hint, first_line, strip_ansi
+from mlship.adapters.jupyter_support import neutralise_installs, parent_inputs, stage_copy
 
 
 def test_package_installs_are_not_run() -> None:

@@ -59,7 +59,8 @@ def convert_notebook(
     NotebookError when a cell fails or times out, when there is no fitted estimator, or when the rule cannot
     decide which one to ship.
     """
-    from mlship.adapters.jupyter import code_cells, read_notebook, run_notebook
+    from mlship.adapters.jupyter import run_notebook
+    from mlship.adapters.jupyter_support import code_cells, read_notebook
 
     started = time.perf_counter()
     notebook = Path(notebook).resolve()
