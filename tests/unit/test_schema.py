@@ -12,7 +12,8 @@ import pandas as pd  # noqa: TID253
 import pytest
 
 from mlship.errors import ConfigError, DataError
-from mlship.project.schema import infer_schema, infer_task, load_schema, row_json_schema, validate_frame
+from mlship.project.schema import infer_schema, infer_task, load_schema, row_json_schema
+from mlship.project.validation import validate_frame
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from mlship.gate.metrics import (
 from mlship.gate.sandbox import ModelProcess, Predictions, Predictor
 from mlship.project.config import Project
 from mlship.project.data import DataFile, is_url, open_data, read_chunks
-from mlship.project.schema import ValidationReport, load_schema, validate_frame
+from mlship.project.schema import load_schema
+from mlship.project.validation import ValidationReport, validate_frame
 
 if TYPE_CHECKING:
     import numpy as np
