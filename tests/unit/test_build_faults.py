@@ -111,7 +111,7 @@ def test_a_container_whose_creation_is_interrupted_is_removed(monkeypatch: pytes
     class Client:
         containers = _Containers()
 
-    monkeypatch.setattr(image, "connect", lambda: Client)
+    monkeypatch.setattr("mlship.adapters.engine.containers.connect", lambda: Client)
     with pytest.raises(KeyboardInterrupt), image.run("localhost/m:1"):
         pytest.fail("the block must not run")
     [(name, container)] = Client.containers.created.items()

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlship.convert.probe import consistent, find_pairs, role_of, split_of, task_of
+from mlship.convert.probe import find_pairs, role_of, split_of
+from mlship.convert.probe_survey import consistent, task_of
 from mlship.convert.select import HOW_TO_PICK, Candidate, Pair, best_heldout, choose
 from mlship.errors import NotebookError
 

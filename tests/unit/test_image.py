@@ -20,6 +20,8 @@ from rich.console import Console
 
 from mlship.adapters import engine as image
 from mlship.adapters.credentials import Credentials, registry_credentials
+from mlship.adapters.engine import core as engine_core
+from mlship.adapters.engine import images as engine_images
 from mlship.errors import BuildFailed, EngineUnavailable, ExitCode, RegistryError
 
 Stream = list[dict[str, Any]]
@@ -154,9 +156,11 @@ def isolated_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
     monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
-    monkeypatch.setattr(image, "DOCKER_SOCKET", tmp_path / "var-run" / "docker.sock")
-    monkeypatch.setattr(image, "DOCKER_DESKTOP_SOCKET", tmp_path / "home" / ".docker" / "run" / "docker.sock")
-    monkeypatch.setattr(image, "PODMAN_ROOT_SOCKET", tmp_path / "run-podman" / "podman.sock")
+    monkeypatch.setattr(engine_core, "DOCKER_SOCKET", tmp_path / "var-run" / "docker.sock")
+    monkeypatch.setattr(
+        engine_core, "DOCKER_DESKTOP_SOCKET", tmp_path / "home" / ".docker" / "run" / "docker.sock"
+    )
+    monkeypatch.setattr(engine_core, "PODMAN_ROOT_SOCKET", tmp_path / "run-podman" / "podman.sock")
     image.forget_engine()
     yield
     image.forget_engine()
@@ -212,9 +216,9 @@ def test_candidates_order_docker_first_then_podman(tmp_path: Path) -> None:
 
 
 def test_first_answering_socket_wins(tmp_path: Path, engines: Callable[..., FakeEngine]) -> None:
-    _stale_socket(image.DOCKER_SOCKET)
+    _stale_socket(engine_core.DOCKER_SOCKET)
     rootless = engines(tmp_path / "xdg" / "podman" / "podman.sock")
-    rootful = engines(image.PODMAN_ROOT_SOCKET)
+    rootful = engines(engine_core.PODMAN_ROOT_SOCKET)
     info = image.engine_info()
     assert info.source == "rootless podman socket"
     assert info.url == f"unix://{rootless.socket_path}"
@@ -224,8 +228,8 @@ def test_first_answering_socket_wins(tmp_path: Path, engines: Callable[..., Fake
 
 
 def test_docker_socket_comes_before_podman(engines: Callable[..., FakeEngine]) -> None:
-    engines(image.DOCKER_SOCKET, name="Docker Engine - Community")
-    podman = engines(image.PODMAN_ROOT_SOCKET)
+    engines(engine_core.DOCKER_SOCKET, name="Docker Engine - Community")
+    podman = engines(engine_core.PODMAN_ROOT_SOCKET)
     info = image.engine_info()
     assert (info.source, info.name) == ("docker socket", "Docker Engine - Community")
     assert podman.pings == 0
@@ -238,21 +242,21 @@ def test_client_is_cached_per_process(engine: FakeEngine) -> None:
 
 
 def test_no_engine_names_every_place_tried_and_what_to_start(tmp_path: Path) -> None:
-    _stale_socket(image.PODMAN_ROOT_SOCKET)
+    _stale_socket(engine_core.PODMAN_ROOT_SOCKET)
     with pytest.raises(EngineUnavailable) as caught:
         image.connect()
     error = caught.value
     assert error.exit_code == ExitCode.NO_ENGINE == 6
     assert "\n" not in error.message
-    assert str(image.DOCKER_SOCKET) in error.message and "no such socket" in error.message
-    assert f"{image.PODMAN_ROOT_SOCKET} (connection refused)" in error.message
+    assert str(engine_core.DOCKER_SOCKET) in error.message and "no such socket" in error.message
+    assert f"{engine_core.PODMAN_ROOT_SOCKET} (connection refused)" in error.message
     assert "podman system service" in (error.hint or "") and "systemctl start docker" in (error.hint or "")
 
 
 def test_dead_docker_host_is_not_silently_replaced(
     tmp_path: Path, engines: Callable[..., FakeEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engines(image.PODMAN_ROOT_SOCKET)
+    engines(engine_core.PODMAN_ROOT_SOCKET)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/gone.sock")
     with pytest.raises(EngineUnavailable) as caught:
         image.connect()
@@ -367,7 +371,7 @@ def test_parse_step() -> None:
 
 def test_build_progress_prints_each_step_once_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(image, "console", Console(file=out, force_terminal=False, width=120))
+    monkeypatch.setattr(engine_images, "console", Console(file=out, force_terminal=False, width=120))
     with image.BuildProgress("fraud-detector") as progress:
         for line in ["STEP 1/2: FROM base", "downloading...", "STEP 2/2: RUN pip install", "Successfully x"]:
             progress(line)
@@ -379,7 +383,7 @@ def test_build_progress_prints_each_step_once_when_not_a_terminal(monkeypatch: p
 
 def test_build_progress_live_view_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(image, "console", Console(file=out, force_terminal=True, width=120))
+    monkeypatch.setattr(engine_images, "console", Console(file=out, force_terminal=True, width=120))
     with image.BuildProgress("fraud-detector") as progress:
         progress("STEP 1/4: FROM base")
         progress("Collecting pandas")

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # in the kernel these names come from the parts run before this one
+if TYPE_CHECKING or __name__ != "_mlship_probe":  # in the kernel: from the parts run before this one
     from mlship.convert.probe import (
         SAMPLE_ROWS,
         STATE,
