@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -60,13 +62,16 @@ def test_init_missing_notebook(runner: CliRunner, tmp_path: Path) -> None:
     assert "nope.ipynb does not exist" in result.output
 
 
+def doctor_checks(runner: CliRunner, folder: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    """`mlship doctor FOLDER --json`: its exit code and its checks by name."""
+    result = runner.invoke(app, ["doctor", str(folder), "--json"])
+    return result.exit_code, {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+
+
 def test_doctor_reports_a_broken_config_as_a_failed_check(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "mlship.yaml").write_text(VALID_CONFIG + "name: again\n")
-    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
-    assert result.exit_code == 3
-    import json
-
-    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    exit_code, checks = doctor_checks(runner, tmp_path)
+    assert exit_code == 3
     assert checks["mlship.yaml"]["status"] == "fail"
     assert "duplicate key 'name'" in checks["mlship.yaml"]["detail"]
 
@@ -75,7 +80,6 @@ def test_doctor_fails_naming_pytest_when_it_is_missing(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib.util
-    import json
 
     real_find_spec = importlib.util.find_spec
 
@@ -83,9 +87,8 @@ def test_doctor_fails_naming_pytest_when_it_is_missing(
         return None if name == "pytest" else real_find_spec(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importlib.util, "find_spec", without_pytest)
-    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
-    assert result.exit_code == 1
-    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    exit_code, checks = doctor_checks(runner, tmp_path)
+    assert exit_code == 1
     assert checks["pytest"]["status"] == "fail"
     assert "pip install pytest" in checks["pytest"]["fix"]
 
@@ -93,13 +96,10 @@ def test_doctor_fails_naming_pytest_when_it_is_missing(
 def test_doctor_names_the_project_requirements_that_are_not_installed(
     runner: CliRunner, tmp_path: Path
 ) -> None:
-    import json
-
     (tmp_path / "mlship.yaml").write_text(VALID_CONFIG)
     (tmp_path / "requirements.in").write_text("pandas>=1\nmlship-no-such-package-xyz==1.0  # the model\n")
-    result = runner.invoke(app, ["doctor", str(tmp_path), "--json"])
-    assert result.exit_code != 0
-    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    exit_code, checks = doctor_checks(runner, tmp_path)
+    assert exit_code != 0
     row = checks["requirements.in"]
     assert row["status"] == "fail"
     assert "mlship-no-such-package-xyz==1.0" in row["detail"]
