@@ -76,3 +76,16 @@ def test_a_missing_spare_class_is_named(runner: CliRunner, tmp_path: Path) -> No
     result = runner.invoke(app, ["test", str(project), "--skip-tests"])
     assert result.exit_code == 4, result.output
     assert "defines no class Spare" in result.output
+
+
+def test_junit_has_a_testcase_per_spare_metric(runner: CliRunner, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    project = make_project(tmp_path / "p", solution=GOOD_SOLUTION + USELESS_SPARE, extra=fallback_yaml(0.5))
+    junit = tmp_path / "gate.xml"
+    result = runner.invoke(app, ["test", str(project), "--skip-tests", "--junit", str(junit)])
+    assert result.exit_code == 5, result.output
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}  # noqa: S314
+    failure = cases["fallback Spare: f1"].find("failure")
+    assert failure is not None and "below the minimum 0.5" in failure.get("message", "")
+    assert cases["f1"].find("failure") is None

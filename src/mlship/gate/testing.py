@@ -167,7 +167,7 @@ def run_test(
             except MlshipError as raised:
                 error = raised
         if junit is not None:
-            write_junit(junit, tests=tests, gate=gate, error=error, skip_tests=skip_tests)
+            write_junit(junit, tests=tests, gate=gate, error=error, skip_tests=skip_tests, fallback=spare)
         if error is not None:
             raise error
         if tests is not None:
