@@ -2,17 +2,19 @@
 
     python benchmarks/fallback.py [--duration 3] [--rounds 7] [--json]
 
-The project of benchmarks/serving.py (a scikit-learn pipeline on 20 numeric features) is served by two real
-``python -m mlship.serving`` processes, one worker each, both up at once: as it is, and with ``fallback:``
+The project of benchmarks/serving.py (a scikit-learn pipeline on 20 numeric features) is served by real
+``python -m mlship.serving`` processes, one worker each, all up at once: as it is, and with ``fallback:``
 naming a spare class (a constant rule) that never has to answer here (the main model is quick and never
 fails, so each request pays only the breaker check, the deadline timer and the timed model call). wrk
-drives each in turn at 1 client, in alternating rounds; the report gives each one's median p50 and p99
-and the median of the per-round p50 ratios (so the machine's drift between rounds cancels).
+drives each in turn at 1 client, in rotating rounds, next to a second plain service (the control: its
+ratio to the first is the noise floor of the machine); the report gives each one's median p50 and p99
+and the median of the per-round p50 ratios to the plain service (the drift between rounds cancels).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -49,55 +51,55 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     args = parser.parse_args()
+    names = ("plain", "control", "fallback")  # control: a second plain service, the noise floor
     with tempfile.TemporaryDirectory(prefix="mlship-bench-fallback-") as folder:
-        plain, spare = Path(folder) / "plain", Path(folder) / "fallback"
-        for root in (plain, spare):
+        roots = {name: Path(folder) / name for name in names}
+        for root in roots.values():
             root.mkdir()
             make_project(root, 1)
-            script = root / "load.lua"
-            script.write_text(WRK_SCRIPT % {"rows": root / "rows.jsonl", "path": "/predict"})
+            (root / "load.lua").write_text(WRK_SCRIPT % {"rows": root / "rows.jsonl", "path": "/predict"})
+        spare = roots["fallback"]
         (spare / "solution.py").write_text((spare / "solution.py").read_text() + SPARE)
         service = json.loads((spare / "service.json").read_text())
         (spare / "service.json").write_text(json.dumps({**service, "fallback": FALLBACK}))
-        p50: dict[str, list[float]] = {"plain": [], "fallback": []}
-        p99: dict[str, list[float]] = {"plain": [], "fallback": []}
-        ratios: list[float] = []
+        p50: dict[str, list[float]] = {name: [] for name in names}
+        p99: dict[str, list[float]] = {name: [] for name in names}
+        ratios: dict[str, list[float]] = {"fallback": [], "control": []}
         log = Path(folder) / "services.log"
-        with (
-            running("mlship", plain, 1, log, sys.executable) as (plain_port, _, _),
-            running("mlship", spare, 1, log, sys.executable) as (spare_port, _, _),
-        ):
-            ports = {"plain": plain_port, "fallback": spare_port}
+        with contextlib.ExitStack() as stack:
+            ports = {
+                name: stack.enter_context(running("mlship", root, 1, log, sys.executable))[0]
+                for name, root in roots.items()
+            }
             for name, port in ports.items():
-                wrk(port, 1, 1, (plain if name == "plain" else spare) / "load.lua")  # warm-up
+                wrk(port, 1, 1, roots[name] / "load.lua")  # warm-up
             for round_ in range(args.rounds):
-                order = ["plain", "fallback"] if round_ % 2 == 0 else ["fallback", "plain"]
+                order = names[round_ % 3 :] + names[: round_ % 3]
                 figures = {}
                 for name in order:
-                    data = wrk(
-                        ports[name], 1, args.duration, (plain if name == "plain" else spare) / "load.lua"
-                    )
+                    data = wrk(ports[name], 1, args.duration, roots[name] / "load.lua")
                     if data["errors"] or data["non2xx"]:
                         sys.exit(f"{name}: {data['errors']} errors, {data['non2xx']} non-2xx answers")
                     figures[name] = data
                     p50[name].append(data["p50_us"] / 1000)
                     p99[name].append(data["p99_us"] / 1000)
-                ratios.append(figures["fallback"]["p50_us"] / figures["plain"]["p50_us"])
+                for name in ratios:
+                    ratios[name].append(figures[name]["p50_us"] / figures["plain"]["p50_us"])
     result = {
         "p50_ms": {name: round(statistics.median(values), 3) for name, values in p50.items()},
         "p99_ms": {name: round(statistics.median(values), 3) for name, values in p99.items()},
-        "p50_ratio_fallback_to_plain": round(statistics.median(ratios), 4),
+        "p50_ratio_to_plain": {name: round(statistics.median(v), 4) for name, v in ratios.items()},
         "rounds": args.rounds,
         "duration_s": args.duration,
     }
     if args.json:
         print(json.dumps(result))
     else:
-        p50_ms, p99_ms = result["p50_ms"], result["p99_ms"]
+        p50_ms, ratio = result["p50_ms"], result["p50_ratio_to_plain"]
         print(
-            f"1 client, {args.rounds} rounds of {args.duration:g} s: p50 {p50_ms['plain']} ms without "
-            f"fallback, {p50_ms['fallback']} ms with it (median ratio "
-            f"{result['p50_ratio_fallback_to_plain']}); p99 {p99_ms['plain']} / {p99_ms['fallback']} ms"
+            f"1 client, {args.rounds} rounds of {args.duration:g} s, p50: plain {p50_ms['plain']} ms, "
+            f"with fallback {p50_ms['fallback']} ms (median ratio {ratio['fallback']}); "
+            f"a second plain service {p50_ms['control']} ms (ratio {ratio['control']}: the noise floor)"
         )
     return 0
 
