@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -218,6 +219,17 @@ class ProjectConfig(_Model):
             )
         return name
 
+    @field_validator("fallback")
+    @classmethod
+    def _deadline_before_timeout(cls, fallback: Fallback | None, info: ValidationInfo) -> Fallback | None:
+        serving = info.data.get("serving")
+        if fallback is not None and serving is not None and fallback.deadline_ms >= serving.timeout_s * 1000:
+            raise ValueError(
+                f"deadline_ms ({fallback.deadline_ms:g}) must be shorter than serving.timeout_s "
+                f"({serving.timeout_s:g} s), or the spare never gets its turn"
+            )
+        return fallback
+
     @field_validator("python")
     @classmethod
     def _python_version(cls, version: str) -> str:
@@ -229,11 +241,6 @@ class ProjectConfig(_Model):
     def _complete(self) -> ProjectConfig:
         if self.image.base is None:
             self.image.base = f"python:{self.python}-slim"
-        if self.fallback is not None and self.fallback.deadline_ms >= self.serving.timeout_s * 1000:
-            raise ValueError(
-                f"fallback.deadline_ms ({self.fallback.deadline_ms:g}) must be shorter than "
-                f"serving.timeout_s ({self.serving.timeout_s:g} s), or the spare never gets its turn"
-            )
         return self
 
 
