@@ -7,6 +7,7 @@ instead, so a broken set-up can never pass as "all skipped".
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ import pytest
 
 from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
+from mlship.build.assemble import BuildResult, build_project
 from mlship.errors import MlshipError
+from tests.build_projects import plant_secrets
 
 SETUP_HINT = "run `sudo scripts/containers.sh up` and `export DOCKER_HOST=unix:///run/podman/podman.sock`"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
@@ -127,3 +130,51 @@ def private_registry(engine: image.EngineInfo, tmp_path: Path) -> Iterator[Priva
     registry.start()
     yield registry
     registry.stop()
+
+
+# --- one built project, shared: the `mlship init` template (test_build.py, test_fallback_image.py) ---
+
+TRICKY_ENV = 'say "hi" to $USER \\o/ `id`'
+TRICKY_LABEL = 'costs $5 "each" \\ $(id)'
+
+
+@pytest.fixture(scope="session")
+def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `mlship init` template project, with secrets planted and a git remote carrying a token."""
+    from mlship.project.scaffold import create_project
+
+    root = tmp_path_factory.mktemp("build") / "fraud-detector"
+    create_project("fraud-detector", root)
+    config = (root / "mlship.yaml").read_text()
+    tricky = json.dumps(TRICKY_ENV)
+    config = config.replace(
+        "image:\n",
+        f"image:\n  env: {{GREETING: {tricky}}}\n"
+        f"  labels: {{team: payments, note: {json.dumps(TRICKY_LABEL)}}}\n",
+    )
+    (root / "mlship.yaml").write_text(config)
+    plant_secrets(root)
+    git = ["git", "-C", str(root)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run(
+        [*git, "remote", "add", "origin", "https://ci:glpat-s3cr3t@git.example.com/acme/fraud.git"]
+    )
+    subprocess.run([*git, "add", "mlship.yaml", "solution.py"], check=True)
+    subprocess.run(
+        [*git, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], check=True
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def built(template_project: Path, base_image: str) -> Iterator[BuildResult]:
+    tag = f"mlship-test-build:{uuid.uuid4().hex[:12]}"
+    result = build_project(template_project, tag=tag, base_image=base_image)
+    print(f"\ncold build: {result.seconds:.1f} s, image {result.size_bytes / 1e6:.0f} MB")
+    yield result
+    for ref in (tag, f"{tag}-model2"):  # -model2 exists only when the layer-reuse test ran
+        try:
+            image.remove(ref)
+        except MlshipError:
+            if ref == tag:
+                raise

@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,50 +23,11 @@ from mlship.adapters import engine as image
 from mlship.build.assemble import BuildResult, build_project
 from mlship.build.context import manifest_sha256
 from mlship.build.requirements import sha256_file
-from tests.build_projects import SECRET_MARKERS, SECRETS, plant_secrets, within_schema
+from tests.build_projects import SECRET_MARKERS, SECRETS, within_schema
+
+from .conftest import TRICKY_ENV, TRICKY_LABEL
 
 pytestmark = pytest.mark.integration
-
-TRICKY_ENV = 'say "hi" to $USER \\o/ `id`'
-TRICKY_LABEL = 'costs $5 "each" \\ $(id)'
-
-
-@pytest.fixture(scope="session")
-def template_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `mlship init` template project, with secrets planted and a git remote carrying a token."""
-    from mlship.project.scaffold import create_project
-
-    root = tmp_path_factory.mktemp("build") / "fraud-detector"
-    create_project("fraud-detector", root)
-    config = (root / "mlship.yaml").read_text()
-    tricky = json.dumps(TRICKY_ENV)
-    config = config.replace(
-        "image:\n",
-        f"image:\n  env: {{GREETING: {tricky}}}\n"
-        f"  labels: {{team: payments, note: {json.dumps(TRICKY_LABEL)}}}\n",
-    )
-    (root / "mlship.yaml").write_text(config)
-    plant_secrets(root)
-    git = ["git", "-C", str(root)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run(
-        [*git, "remote", "add", "origin", "https://ci:glpat-s3cr3t@git.example.com/acme/fraud.git"]
-    )
-    subprocess.run([*git, "add", "mlship.yaml", "solution.py"], check=True)
-    subprocess.run(
-        [*git, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], check=True
-    )
-    return root
-
-
-@pytest.fixture(scope="session")
-def built(template_project: Path, base_image: str) -> Iterator[BuildResult]:
-    tag = f"mlship-test-build:{uuid.uuid4().hex[:12]}"
-    result = build_project(template_project, tag=tag, base_image=base_image)
-    print(f"\ncold build: {result.seconds:.1f} s, image {result.size_bytes / 1e6:.0f} MB")
-    yield result
-    for ref in (tag, f"{tag}-model2"):
-        image.remove(ref)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,10 @@
   records the size of every batch it is given in ``Model.batches``.
 - ``slow``: the same columns plus ``delay`` (seconds); ``predict`` sleeps ``max(delay)`` first.
 - ``regressor``: a LinearRegression on two numbers, target quantiles in the schema.
+
+solution.py of the first two also has ``Spare``, a spare model for ``fallback:`` (the training rule itself,
+sleeping ``delay`` on rows marked ``amount == 777``). With ``MLSHIP_TEST_CALLS`` set to a file, every
+``predict`` call of either class appends ``main`` or ``spare`` to it (a call counter across processes).
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import pytest
 
 ROW = {"amount": 45.0, "count": 3, "channel": "web", "flag": False, "score": 0.5}
 MARKED_AMOUNT = 666.0
+SLOW_SPARE_AMOUNT = 777.0  # Spare sleeps ``delay`` on these rows
+CALLS_ENV = "MLSHIP_TEST_CALLS"
 
 CLASSIFIER_SOLUTION = '''
 """Test model: a logistic regression over five columns of every schema type."""
+import os
 import time
 from pathlib import Path
 
@@ -37,6 +44,13 @@ import joblib
 import numpy as np
 
 LOAD_DELAY_FILE = "load_delay.txt"
+
+
+def count_call(who):
+    path = os.environ.get("MLSHIP_TEST_CALLS")
+    if path:
+        with open(path, "a") as calls:
+            calls.write(who + "\\n")
 
 
 def features(rows):
@@ -60,6 +74,7 @@ class Model:
         self.classes_ = self.clf.classes_
 
     def predict(self, rows):
+        count_call("main")
         Model.batches.append(len(rows))
         if (rows["amount"] == 666.0).any():
             raise ValueError("marked input 666 reached the model")
@@ -69,6 +84,23 @@ class Model:
 
     def predict_proba(self, rows):
         return self.clf.predict_proba(features(rows))
+
+
+class Spare:
+    """The spare for fallback: the rule the data was made with; sleeps on rows marked 777."""
+
+    def load(self, artifacts: Path) -> None:
+        self.classes_ = np.array([0, 1])
+
+    def predict(self, rows):
+        count_call("spare")
+        if "delay" in rows and (rows["amount"] == 777.0).any():
+            time.sleep(float(rows["delay"].max()))
+        return ((rows["amount"] > 300) ^ (rows["channel"] == "web")).to_numpy(dtype=int)
+
+    def predict_proba(self, rows):
+        labels = ((rows["amount"] > 300) ^ (rows["channel"] == "web")).to_numpy(dtype=float)
+        return np.column_stack([1.0 - labels, labels])
 '''
 
 REGRESSOR_SOLUTION = """
@@ -228,6 +260,7 @@ def make_project(tmp_path: Path, _trained: dict[str, Path]) -> Callable[..., Pat
         hashes: bool = True,
         example: dict[str, Any] | None = None,
         version: str = "v7",
+        fallback: dict[str, Any] | None = None,
     ) -> Path:
         root = tmp_path / f"{kind}-{next(counter)}"
         shutil.copytree(_trained[kind], root)
@@ -238,6 +271,8 @@ def make_project(tmp_path: Path, _trained: dict[str, Path]) -> Callable[..., Pat
             service.pop("artifact_sha256", None)
         if example is not None:
             service["example"] = example
+        if fallback is not None:
+            service["fallback"] = fallback
         (root / "service.json").write_text(json.dumps(service, indent=2))
         return root
 

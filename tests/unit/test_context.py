@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -254,3 +255,20 @@ def test_the_real_runtime_folder_is_a_package_with_its_requirements() -> None:
     runtime = context.runtime_source()
     assert (runtime / "__main__.py").is_file(), "the serving runtime must run as `python -m mlship_serving`"
     assert (runtime / "requirements.txt").is_file()
+
+
+def test_service_json_carries_the_fallback_section_without_its_thresholds(
+    tmp_path: Path, fake_runtime: Path
+) -> None:
+    from mlship.serving.settings import ServiceInfo
+
+    config = CONFIG + "fallback: {model: Spare, deadline_ms: 120, metrics: {f1: {min: 0.5}}}\n"
+    project, lock = make_project(tmp_path / "project", config)
+
+    staged = stage_context(project, lock, tmp_path / "ctx", base_image="python:3.11-slim", version="v7")
+
+    info = ServiceInfo.from_file(staged.directory / "service.json")
+    assert info.fallback is not None
+    assert (info.fallback.model, info.fallback.deadline_ms) == ("Spare", 120.0)
+    written = json.loads((staged.directory / "service.json").read_text())["fallback"]
+    assert "metrics" not in written and written["model"] == "Spare"

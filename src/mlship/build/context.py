@@ -185,6 +185,7 @@ def stage_service_files(
         "serving": config.serving.model_dump(mode="json"),
         "artifact_sha256": artifact_sha256 if record_hashes else {},
         "example": schema.get("example"),
+        "fallback": None if config.fallback is None else config.fallback.service_section(),
     }
     _write(directory / SERVICE_FILE, json.dumps(service, indent=2, sort_keys=True) + "\n")
     trusted_types: dict[str, list[str]] = {}

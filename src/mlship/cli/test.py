@@ -12,6 +12,7 @@ from mlship.cli._common import JsonFlag, boundary, finish
 from mlship.console import console
 
 if TYPE_CHECKING:
+    from mlship.gate.evaluate import GateResult
     from mlship.gate.testing import TestReport
 
 
@@ -27,7 +28,9 @@ def test(
     """Run the project's tests, then score the model on the test data against the thresholds in mlship.yaml.
 
     Exit codes: 0 passed, 4 tests failed or the model crashed, 5 a metric missed its threshold, 3 config
-    invalid, 1 test data missing or not matching schema.json. Example: `mlship test --junit report.xml`.
+    invalid, 1 test data missing or not matching schema.json. With `fallback:` in mlship.yaml the spare
+    model is scored too, against its own thresholds (exit 5 naming it when it misses one).
+    Example: `mlship test --junit report.xml`.
     """
     from mlship.gate.testing import run_test
 
@@ -36,8 +39,6 @@ def test(
 
 
 def _render(report: TestReport) -> None:
-    from rich.table import Table
-
     tests = report.pytest
     if tests is None:
         console.print("[dim]project tests: skipped (--skip-tests)[/]")
@@ -55,6 +56,22 @@ def _render(report: TestReport) -> None:
     console.print(
         f"[bold]Release gate[/] · {gate.rows:,} rows of {escape(gate.data)} · {gate.task}", soft_wrap=True
     )
+    _metrics(gate, "")
+    for warning in gate.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    spare = report.fallback
+    if spare is not None:
+        console.print(f"[bold]Fallback model {spare.model}[/] · its own thresholds (fallback.metrics)")
+        _metrics(spare, f"fallback model {spare.model}: ")
+    if report.passed:
+        console.print(f"[green]✓ gate passed[/] in {gate.seconds:.1f}s (data sha256 {gate.data_sha256[:12]})")
+    if report.junit is not None:
+        console.print(f"[dim]JUnit XML: {report.junit}[/]")
+
+
+def _metrics(gate: GateResult, prefix: str) -> None:
+    from rich.table import Table
+
     table = Table()
     for column in ("metric", "value", "threshold", "verdict"):
         table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
@@ -64,14 +81,8 @@ def _render(report: TestReport) -> None:
         name = f"{metric.name} [dim]({metric.detail})[/]" if metric.detail else metric.name
         table.add_row(name, value, metric.threshold, verdict)
     console.print(table)
-    for warning in gate.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     for metric in gate.failed:
-        console.print(f"[bold red]below baseline:[/] {escape(metric.explain())}", soft_wrap=True)
-    if report.passed:
-        console.print(f"[green]✓ gate passed[/] in {gate.seconds:.1f}s (data sha256 {gate.data_sha256[:12]})")
-    if report.junit is not None:
-        console.print(f"[dim]JUnit XML: {report.junit}[/]")
+        console.print(f"[bold red]below baseline:[/] {prefix}{escape(metric.explain())}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

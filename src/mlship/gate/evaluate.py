@@ -51,6 +51,7 @@ class GateResult(BaseModel):
     warnings: list[str]
     seconds: float
     model_max_rss_kb: int | None = None
+    model: str = "Model"  # the class of solution.py that was scored (fallback.model for the spare)
 
     @property
     def failed(self) -> list[MetricResult]:
@@ -131,15 +132,21 @@ def _shown(project: Project) -> str:
     return data if is_url(data) else str(Path(project.data_location()).relative_to(project.root.resolve()))
 
 
-def run_gate(project: Project, predictor: Predictor | None = None) -> GateResult:
+def run_gate(project: Project, predictor: Predictor | None = None, *, spare: bool = False) -> GateResult:
     """Validate the test data against schema.json, predict it in chunks, and compare metrics with thresholds.
 
     `predictor` defaults to the project's own Model in a child process; the deploy step passes a running
-    service instead. Raises DataError (data missing, empty, unreadable or not matching the schema),
+    service instead; with `spare`, the fallback model (fallback.model) is scored against fallback.metrics.
+    Raises DataError (data missing, empty, unreadable or not matching the schema),
     TestsFailed (the model crashed, exited or hung) and ConfigError (a metric the model cannot support).
     """
     started = time.perf_counter()
     evaluation = project.config.evaluation
+    model_class = "Model"
+    fallback = project.config.fallback
+    if spare and fallback is not None:
+        evaluation = evaluation.model_copy(update={"metrics": fallback.metrics})
+        model_class = fallback.model
     schema = load_schema(project.schema_path)
     schema_name = project.config.schema_file
     columns = [column["name"] for column in schema["columns"]]
@@ -163,6 +170,7 @@ def run_gate(project: Project, predictor: Predictor | None = None) -> GateResult
                             project.artifacts_path,
                             timeout_s=evaluation.timeout_s,
                             cwd=project.root,
+                            model_class=model_class,
                         )
                     )
                 inputs = chunk if list(chunk.columns) == columns else chunk[columns]
@@ -197,4 +205,5 @@ def run_gate(project: Project, predictor: Predictor | None = None) -> GateResult
         warnings=warnings,
         seconds=round(time.perf_counter() - started, 3),
         model_max_rss_kb=stats,
+        model=model_class,
     )

@@ -32,17 +32,13 @@ def _gate_suite(
     gate: GateResult | None,
     error: MlshipError | None,
     skipped_reason: str | None,
+    spare: GateResult | None = None,
 ) -> None:
     suite = _suite(root, "mlship.gate")
     if gate is not None:
-        for metric in gate.metrics:
-            case = _case(suite, "mlship.gate", metric.name)
-            if not metric.passed:
-                ET.SubElement(
-                    case, "failure", message=metric.explain(), type="BelowBaseline"
-                ).text = f"{metric.explain()} (threshold {metric.threshold}, {gate.rows} rows of {gate.data})"
-            else:
-                ET.SubElement(case, "system-out").text = metric.explain()
+        _metric_cases(suite, gate, "mlship.gate", "")
+        if spare is not None:  # the fallback model's own gate (fallback.metrics)
+            _metric_cases(suite, spare, "mlship.gate.fallback", f"fallback {spare.model}: ")
         if gate.warnings:
             ET.SubElement(suite, "system-err").text = "\n".join(gate.warnings)
         suite.set("time", f"{gate.seconds:.3f}")
@@ -54,6 +50,18 @@ def _gate_suite(
     else:
         case = _case(suite, "mlship.gate", "gate")
         ET.SubElement(case, "skipped", message=skipped_reason or "not run")
+
+
+def _metric_cases(suite: ET.Element, gate: GateResult, classname: str, prefix: str) -> None:
+    for metric in gate.metrics:
+        case = _case(suite, classname, prefix + metric.name)
+        explained = prefix + metric.explain()
+        if not metric.passed:
+            ET.SubElement(
+                case, "failure", message=explained, type="BelowBaseline"
+            ).text = f"{explained} (threshold {metric.threshold}, {gate.rows} rows of {gate.data})"
+        else:
+            ET.SubElement(case, "system-out").text = explained
 
 
 def _pytest_suite(root: ET.Element, tests: PytestResult | None, skip_tests: bool) -> None:
@@ -96,11 +104,12 @@ def write_junit(
     gate: GateResult | None,
     error: MlshipError | None,
     skip_tests: bool = False,
+    fallback: GateResult | None = None,
 ) -> Path:
     """Write the JUnit XML of one `mlship test` run to `path` (folders are created)."""
     root = ET.Element("testsuites", name="mlship test")
     reason = "the project's tests failed" if tests is not None and not tests.ok else None
-    _gate_suite(root, gate, error, reason)
+    _gate_suite(root, gate, error, reason, fallback)
     _pytest_suite(root, tests, skip_tests)
     _project_suites(root, tests)
     _count(root)

@@ -64,8 +64,17 @@ class ModelProcess:
     Use as a context manager: entering starts the child and calls `Model().load(artifacts)`, leaving ends it.
     """
 
-    def __init__(self, solution: Path, artifacts: Path, *, timeout_s: float, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        solution: Path,
+        artifacts: Path,
+        *,
+        timeout_s: float,
+        cwd: Path | None = None,
+        model_class: str = "Model",
+    ) -> None:
         self.solution = Path(solution).resolve()
+        self.model_class = model_class  # another class of solution.py: the spare (fallback.model)
         self.artifacts = Path(artifacts).resolve()
         self.timeout_s = timeout_s
         self.cwd = Path(cwd) if cwd is not None else self.solution.parent
@@ -111,7 +120,7 @@ class ModelProcess:
             os.close(from_child_w)
         self._writer = os.fdopen(to_child_w, "wb")
         self._reader = os.fdopen(from_child_r, "rb")
-        info = self._call("load", ("load", str(self.artifacts)))
+        info = self._call("load", ("load", str(self.artifacts), self.model_class))
         self._classes = info["classes"]
         self.methods = list(info["methods"])
 

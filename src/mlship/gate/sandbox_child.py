@@ -51,17 +51,19 @@ def _import_solution(solution: Path) -> Any:
     return module
 
 
-def _load(solution: Path, artifacts: str) -> tuple[Any, dict[str, Any]]:
+def _load(solution: Path, artifacts: str, class_name: str = "Model") -> tuple[Any, dict[str, Any]]:
     with contextlib.suppress(
         ImportError
     ):  # rows arrive as DataFrames: import pandas now, not in predict's time
         import pandas  # noqa: F401
     module = _import_solution(solution)
-    model_class = getattr(module, "Model", None)
+    model_class = getattr(module, class_name, None)
     if model_class is None:
-        raise AttributeError(f"{solution.name} defines no class Model")
+        raise AttributeError(f"{solution.name} defines no class {class_name}")
     model = model_class()
-    model.load(Path(artifacts))
+    loader = getattr(model, "load", None)
+    if callable(loader) or class_name == "Model":  # as in the service: a spare may need no artefacts
+        model.load(Path(artifacts))
     classes = getattr(model, "classes_", None)
     methods = [name for name in ("predict", "predict_proba", "decision_function") if hasattr(model, name)]
     return model, {"classes": None if classes is None else list(classes), "methods": methods}
@@ -119,7 +121,7 @@ def serve(reader: BinaryIO, writer: BinaryIO, solution: Path) -> int:
         kind = request[0]
         try:
             if kind == "load":
-                model, info = _load(solution, request[1])
+                model, info = _load(solution, *request[1:3])  # artifacts[, class name]
                 reply: tuple[Any, ...] = ("ok", info)
             elif kind == "predict":
                 reply = ("ok", _predict(model, request[1], request[2]))

@@ -34,6 +34,7 @@ class TestReport(BaseModel):
 
     pytest: PytestResult | None
     gate: GateResult | None
+    fallback: GateResult | None = None  # the spare's own gate (mlship.yaml fallback.metrics)
     passed: bool
     exit_code: int
     junit: Path | None = None
@@ -154,28 +155,33 @@ def run_test(
             with console.status("Running the project's tests…"):
                 tests = run_project_tests(project, Path(work))
         gate: GateResult | None = None
+        spare: GateResult | None = None
         error: MlshipError | None = None
         if tests is None or tests.ok:
             try:
                 with console.status(f"Scoring {project.config.evaluation.data}…"):
                     gate = run_gate(project)
+                if project.config.fallback is not None:
+                    with console.status(f"Scoring the fallback model {project.config.fallback.model}…"):
+                        spare = run_gate(project, spare=True)
             except MlshipError as raised:
                 error = raised
         if junit is not None:
-            write_junit(junit, tests=tests, gate=gate, error=error, skip_tests=skip_tests)
+            write_junit(junit, tests=tests, gate=gate, error=error, skip_tests=skip_tests, fallback=spare)
         if error is not None:
             raise error
         if tests is not None:
             tests = tests.model_copy(update={"junit_path": None})  # it was in the temporary folder
     if tests is not None and not tests.ok:
         code = ExitCode.TESTS_FAILED
-    elif gate is not None and not gate.passed:
+    elif (gate is not None and not gate.passed) or (spare is not None and not spare.passed):
         code = ExitCode.BELOW_BASELINE
     else:
         code = ExitCode.OK
     return TestReport(
         pytest=tests,
         gate=gate,
+        fallback=spare,
         passed=code == ExitCode.OK,
         exit_code=int(code),
         junit=junit.resolve() if junit is not None else None,

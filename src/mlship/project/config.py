@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
@@ -77,6 +78,16 @@ class AgainstLive(_Model):
     max_drop: float = Field(0.01, ge=0)
 
 
+def _check_metrics(metrics: dict[str, Threshold]) -> dict[str, Threshold]:
+    for name, threshold in metrics.items():
+        if name not in KNOWN_METRICS:
+            raise ValueError(f"unknown metric '{name}'; known: {', '.join(sorted(KNOWN_METRICS))}")
+        for bound in (threshold.min, threshold.max):
+            if name in UNIT_INTERVAL_METRICS and bound is not None and not 0 <= bound <= 1:
+                raise ValueError(f"{name}: a threshold must be a number between 0 and 1, got {bound}")
+    return metrics
+
+
 class Evaluation(_Model):
     data: str = "data/test.csv"
     target: str
@@ -89,13 +100,7 @@ class Evaluation(_Model):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, metrics: dict[str, Threshold]) -> dict[str, Threshold]:
-        for name, threshold in metrics.items():
-            if name not in KNOWN_METRICS:
-                raise ValueError(f"unknown metric '{name}'; known: {', '.join(sorted(KNOWN_METRICS))}")
-            for bound in (threshold.min, threshold.max):
-                if name in UNIT_INTERVAL_METRICS and bound is not None and not 0 <= bound <= 1:
-                    raise ValueError(f"{name}: a threshold must be a number between 0 and 1, got {bound}")
-        return metrics
+        return _check_metrics(metrics)
 
 
 class ImageSpec(_Model):
@@ -156,6 +161,43 @@ class Serving(_Model):
         return workers
 
 
+class Fallback(_Model):
+    """A spare Model class of solution.py that answers when the main model raises, is slow, or its circuit is
+    open; gated by ``mlship test`` on the same test data with its own ``metrics`` thresholds."""
+
+    model: str = Field(description="the spare's class name in solution.py (it has load and predict)")
+    metrics: dict[str, Threshold] = Field(
+        min_length=1, description="the spare's own thresholds; a spare that misses one is not shipped"
+    )
+    deadline_ms: float = Field(200, gt=0, description="the main model's time to answer before the spare")
+    failures: int = Field(5, ge=1, description="errors or timeouts within window_s that open the circuit")
+    window_s: float = Field(30, gt=0)
+    cooldown_s: float = Field(10, ge=0, description="open → half-open: one trial request goes to the main")
+    successes: int = Field(3, ge=1, description="trial successes in a row that close the circuit")
+    recycle_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="a main call still running this long gets its worker replaced "
+        "(default serving.timeout_s)",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _class_name(cls, name: str) -> str:
+        if not name.isidentifier() or name == "Model":
+            raise ValueError(f"must name another class of solution.py (not Model), got {name!r}")
+        return name
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: dict[str, Threshold]) -> dict[str, Threshold]:
+        return _check_metrics(metrics)
+
+    def service_section(self) -> dict[str, Any]:
+        """What the service reads (service.json ``fallback``): everything but the gate's thresholds."""
+        return self.model_dump(mode="json", exclude={"metrics"})
+
+
 class ProjectConfig(_Model):
     """The whole of mlship.yaml."""
 
@@ -166,6 +208,7 @@ class ProjectConfig(_Model):
     evaluation: Evaluation
     image: ImageSpec = Field(default_factory=ImageSpec)
     serving: Serving = Field(default_factory=Serving)
+    fallback: Fallback | None = None
 
     @field_validator("name")
     @classmethod
@@ -175,6 +218,17 @@ class ProjectConfig(_Model):
                 "must be a lowercase image name (letters, digits, '.', '_', '-'), e.g. 'fraud-detector'"
             )
         return name
+
+    @field_validator("fallback")
+    @classmethod
+    def _deadline_before_timeout(cls, fallback: Fallback | None, info: ValidationInfo) -> Fallback | None:
+        serving = info.data.get("serving")
+        if fallback is not None and serving is not None and fallback.deadline_ms >= serving.timeout_s * 1000:
+            raise ValueError(
+                f"deadline_ms ({fallback.deadline_ms:g}) must be shorter than serving.timeout_s "
+                f"({serving.timeout_s:g} s), or the spare never gets its turn"
+            )
+        return fallback
 
     @field_validator("python")
     @classmethod

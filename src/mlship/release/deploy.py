@@ -109,8 +109,20 @@ def _gate(project: Project) -> GateResult:
             f"the release gate failed: {failed}; nothing was built or pushed",
             hint="improve the model, or lower the threshold in mlship.yaml if it was too strict",
         )
+    spare = report.fallback
+    if spare is not None and not spare.passed:
+        failed = ", ".join(f"{m.name} {m.value} (needs {m.threshold})" for m in spare.failed)
+        raise BelowBaseline(
+            f"the fallback model {spare.model} failed its gate: {failed}; nothing was built or pushed",
+            hint="improve the spare, or lower fallback.metrics in mlship.yaml if they were too strict",
+        )
     for metric in gate.metrics:
         console.print(f"  [green]✓[/] {metric.name} {metric.value} ({metric.threshold})")
+    if spare is not None:
+        for metric in spare.metrics:
+            console.print(
+                f"  [green]✓[/] fallback {spare.model}: {metric.name} {metric.value} ({metric.threshold})"
+            )
     return gate
 
 

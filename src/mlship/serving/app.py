@@ -119,13 +119,15 @@ def create_app(
     on_ready: Callable[[], None] | None = None,
     on_fatal: FatalHandler | None = None,
     log_stream: TextIO | None = None,
+    on_recycle: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The service for the project in ``project_dir`` (solution.py, artifacts, schema.json, service.json).
 
     ``settings`` overrides service.json's ``serving`` section. The model loads when the app starts (its
     lifespan): in a background thread, with /health/ready answering 503 until the model is loaded and its
     self-test passed — or, with ``wait_for_model``, before the app accepts any request. A failed load logs one
-    line and calls ``on_fatal(message)``. Raises StartupError when schema.json or service.json is unusable.
+    line and calls ``on_fatal(message)``; ``on_recycle(message)`` asks for a new worker (fallback.py).
+    Raises StartupError when schema.json or service.json is unusable.
     """
     project_dir = Path(project_dir)
     try:
@@ -134,7 +136,9 @@ def create_app(
         raise StartupError(str(error)) from None
     if settings is not None:
         info = ServiceInfo(**{**info.__dict__, "serving": settings})
-    service = Service(project_dir, info, log_stream=log_stream, on_fatal=on_fatal, on_ready=on_ready)
+    service = Service(
+        project_dir, info, log_stream=log_stream, on_fatal=on_fatal, on_ready=on_ready, on_recycle=on_recycle
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from .settings import ServiceInfo, ServiceSettings
 
 STARTUP_FAILED = 3  # a worker's exit code when the model could not be loaded: the supervisor stops too
 INFO_ENV = "MLSHIP_SERVING_INFO"
+RECYCLE_EXIT = 75  # a worker's exit code when it asks to be replaced (a stuck model call, see fallback.py)
 
 
 def graceful_timeout(settings: ServiceSettings) -> float:

@@ -28,6 +28,7 @@ from .asgi import (
 from .batching import Job, ModelRunner, Outcome
 from .columns import Problem
 from .contract import InvalidRequest, TooManyRows
+from .fallback import ANSWERED_BY
 from .service import Service
 
 WATCH_AFTER_S = 0.02
@@ -96,8 +97,18 @@ class PredictEndpoint:
                 scope[INPUTS] = data
             runner.arriving -= 1
             arriving = False
-            job = runner.submit(rows, scores=not only)
-            outcome = await self._wait(runner, job, receive)
+            if service.fallback is None:
+                job = runner.submit(rows, scores=not only)
+                outcome = await self._wait(runner, job, receive)
+            else:  # the spare answers when the main model raises, is slow or its circuit is open
+                outcome = await service.fallback.answer(
+                    runner,
+                    rows,
+                    not only,
+                    scope,
+                    lambda runner, job, timeout: self._wait(runner, job, receive, timeout),
+                    lambda error: self._log_model_error(error, request_id),
+                )
             await self._answer(scope, send, outcome, request_id)
         except _Refused as refused:
             await self._answer_error(
@@ -164,8 +175,11 @@ class PredictEndpoint:
                 deadline = time.monotonic() + self.body_timeout
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _wait(self, runner: ModelRunner, job: Job, receive: Receive) -> Outcome:
-        """The job's outcome, TimeoutError after ``timeout_s``, or _ClientGone when the client leaves.
+    async def _wait(
+        self, runner: ModelRunner, job: Job, receive: Receive, timeout: float | None = None
+    ) -> Outcome:
+        """The job's outcome, TimeoutError after ``timeout`` (default ``timeout_s``), or _ClientGone when the
+        client leaves.
 
         A request still waiting after WATCH_AFTER_S starts listening for the client's disconnect (which
         frees its slot at once); quicker requests never pay for that listener.
@@ -189,7 +203,7 @@ class PredictEndpoint:
                 watcher = loop.create_task(receive())  # type: ignore[arg-type]
                 watcher.add_done_callback(on_message)
 
-        deadline = loop.call_later(self.timeout, give_up, TimeoutError())
+        deadline = loop.call_later(self.timeout if timeout is None else timeout, give_up, TimeoutError())
         probe = loop.call_later(WATCH_AFTER_S, watch)
         try:
             return await future
@@ -201,11 +215,15 @@ class PredictEndpoint:
 
     async def _answer(self, scope: Scope, send: Send, outcome: Outcome, request_id: str) -> None:
         service = self.service
+        model, version = service.model, service.info.version
+        spare = scope.get(ANSWERED_BY)
+        if spare is not None:
+            model, version = spare.model, spare.version
         payload: dict[str, Any] = {"predictions": outcome.predictions}
-        if outcome.probabilities is not None and service.model is not None:
-            payload[service.model.scores_key or "probabilities"] = outcome.probabilities
-            payload["classes"] = service.model.classes
-        payload["model_version"] = service.info.version
+        if outcome.probabilities is not None and model is not None:
+            payload[model.scores_key or "probabilities"] = outcome.probabilities
+            payload["classes"] = model.classes
+        payload["model_version"] = version
         payload["request_id"] = request_id
         body = orjson.dumps(payload, option=DUMPS_OPTIONS)
         scope[STATUS] = 200

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
-from .handoff import INFO_ENV, STARTUP_FAILED, graceful_timeout
+from .handoff import INFO_ENV, RECYCLE_EXIT, STARTUP_FAILED, graceful_timeout
 from .logs import JsonLog
 from .settings import ServiceInfo, ServiceSettings, SettingsError, cpu_affinity, usable_cpus
 
@@ -164,7 +164,10 @@ class Supervisor:
                         )
                     return STARTUP_FAILED
                 self.log.error(
-                    "worker_died", worker=worker.index, pid=worker.process.pid, exit=_describe(code)
+                    "worker_recycled" if code == RECYCLE_EXIT else "worker_died",
+                    worker=worker.index,
+                    pid=worker.process.pid,
+                    exit=_describe(code),
                 )
                 self._forget_metrics(worker.process.pid)
                 os.close(worker.ready_fd)

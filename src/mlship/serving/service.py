@@ -14,6 +14,7 @@ from .asgi import DUMPS_OPTIONS, safe_header_value
 from .batching import ModelRunner
 from .columns import SchemaError
 from .contract import InputContract, InvalidRequest, TooManyRows
+from .fallback import Fallback, WatchedModel, load_spare, spare_version
 from .loading import LoadedModel, StartupError, load_model
 from .logs import JsonLog
 from .metrics import Metrics
@@ -34,6 +35,7 @@ class Service:
         log_stream: TextIO | None = None,
         on_fatal: FatalHandler | None = None,
         on_ready: Callable[[], None] | None = None,
+        on_recycle: Callable[[str], None] | None = None,
     ) -> None:
         self.project_dir = Path(project_dir)
         self.info = info
@@ -60,14 +62,18 @@ class Service:
         self.failure: str | None = None
         self.preloaded: LoadedModel | None = None  # loaded before the server started (extra workers)
         self.in_flight = 0
+        self.spare: LoadedModel | None = None  # fallback.model, loaded with the main model
+        self.fallback: Fallback | None = None  # set by start() when service.json has a fallback section
         self._on_fatal = on_fatal
         self._on_ready = on_ready
+        self._on_recycle = on_recycle
 
     # --- start-up -------------------------------------------------------------------------------------------
 
     def load(self) -> LoadedModel:
         """Load the model and run the self-test on the example row; raise StartupError (blocking)."""
         model = load_model(self.project_dir, self.info, self.classes)
+        spare = load_spare(self.project_dir, self.info, self.classes) if self.info.fallback else None
         try:
             rows = self.contract.validate(self.example, max_rows=1)
         except (InvalidRequest, TooManyRows) as error:
@@ -75,21 +81,52 @@ class Service:
                 f"the example row does not satisfy {self.info.schema}: {error}; fix the example "
                 "in service.json or schema.json"
             ) from error
-        try:
-            predictions, probabilities = model.predict(self.contract.frame(rows))
-            orjson.dumps({"p": predictions, "q": probabilities}, option=DUMPS_OPTIONS)
-        except Exception as error:
-            first = str(error).strip().splitlines()
+        spare_name = self.info.fallback.model if self.info.fallback else ""
+        for name, tested in (("", model), (f" of fallback.model {spare_name}", spare)):
+            if tested is None:
+                continue
+            try:
+                predictions, probabilities = tested.predict(self.contract.frame(rows))
+                orjson.dumps({"p": predictions, "q": probabilities}, option=DUMPS_OPTIONS)
+            except Exception as error:
+                first = str(error).strip().splitlines()
+                raise StartupError(
+                    f"self-test prediction{name} on the example row failed: {type(error).__name__}"
+                    f"{': ' + first[0] if first else ''}"
+                ) from error
+        comparable = spare is not None and None not in (spare.classes, model.classes)
+        if comparable and spare is not None and spare.classes != model.classes:
             raise StartupError(
-                f"self-test prediction on the example row failed: {type(error).__name__}"
-                f"{': ' + first[0] if first else ''}"
-            ) from error
+                f"fallback.model {spare_name} predicts classes {spare.classes}, "
+                f"the main model {model.classes}: the spare must answer in the same classes"
+            )
+        self.spare = spare
         return model
 
     def start(self, model: LoadedModel, loop: asyncio.AbstractEventLoop) -> None:
         """On the event loop: start the model thread and declare the service ready."""
         batching = self.settings.batching
         self.model = model
+        fallback = self.info.fallback
+        if fallback is not None and self.spare is not None:
+            model = WatchedModel(model)  # its thread's current call is timed (fallback.py)
+            self.fallback = Fallback(
+                fallback,
+                self.spare,
+                ModelRunner(
+                    self.contract,
+                    self.spare,
+                    loop,
+                    max_rows=batching.max_size,
+                    max_wait_s=batching.max_wait_ms / 1000,
+                    on_batch=self.metrics.observe_batch,
+                ),
+                spare_version(self.info, fallback),
+                self.metrics.registry,
+                self.settings.timeout_s,
+                self._recycle,
+            )
+            self.fallback.watch(model, loop)
         self.runner = ModelRunner(
             self.contract,
             model,
@@ -121,9 +158,16 @@ class Service:
             return
         loop.call_soon_threadsafe(self.start, model, loop)
 
+    def _recycle(self, message: str) -> None:
+        self.log.error("worker_recycle", message=message)
+        if self._on_recycle is not None:
+            self._on_recycle(message)
+
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
+        if self.fallback is not None:
+            self.fallback.close()
 
 
 def _load_contract(path: Path, name: str) -> InputContract:

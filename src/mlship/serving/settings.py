@@ -7,6 +7,8 @@ service.json (written by ``mlship build``, read here) holds::
      "serving": {"port": 8080, "workers": "auto", "max_body_mb": 10, "timeout_s": 5, "max_batch_rows": 10000,
                  "max_concurrency": 256, "batching": {"max_size": 64, "max_wait_ms": 2.0},
                  "log_inputs": false},
+     "fallback": {"model": "Spare", "deadline_ms": 200, "failures": 5, "window_s": 30, "cooldown_s": 10,
+                  "successes": 3, "recycle_after_s": null},
      "artifact_sha256": {"model/model.joblib": "<sha256 hex>"},
      "example": {"amount": 45.0, "channel": "web"}}
 
@@ -194,6 +196,49 @@ def _workers(data: Mapping[str, Any], where: str) -> int | Literal["auto"]:
 
 
 @dataclass(frozen=True)
+class FallbackSettings:
+    """The ``fallback`` section: a spare ``Model`` class of solution.py and when it answers instead.
+
+    The spare answers when the main model raises, has not answered within ``deadline_ms``, or while the
+    circuit breaker is open (``failures`` errors or timeouts within ``window_s`` open it; after
+    ``cooldown_s`` one trial request goes to the main model; ``successes`` in a row close it again). A main
+    call still running after ``recycle_after_s`` (default: ``serving.timeout_s``) gets its worker replaced.
+    """
+
+    model: str = "Spare"
+    deadline_ms: float = 200.0
+    failures: int = 5
+    window_s: float = 30.0
+    cooldown_s: float = 10.0
+    successes: int = 3
+    recycle_after_s: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "fallback") -> FallbackSettings:
+        """Build from a mapping (missing keys take their defaults); raise SettingsError naming a bad field."""
+        if not isinstance(data, Mapping):
+            raise SettingsError(f"{where}: expected an object, got {type(data).__name__}")
+        _reject_unknown(data, cls, where)
+        model = data.get("model", cls.model)
+        if not isinstance(model, str) or not model.isidentifier():
+            raise SettingsError(f"{where}.model: expected a class name of solution.py, got {model!r}")
+        recycle = data.get("recycle_after_s")
+        return cls(
+            model=model,
+            deadline_ms=float(
+                _number(data, "deadline_ms", cls.deadline_ms, where, minimum=0, exclusive=True)
+            ),
+            failures=_number(data, "failures", cls.failures, where, minimum=1, integer=True),
+            window_s=float(_number(data, "window_s", cls.window_s, where, minimum=0, exclusive=True)),
+            cooldown_s=float(_number(data, "cooldown_s", cls.cooldown_s, where, minimum=0)),
+            successes=_number(data, "successes", cls.successes, where, minimum=1, integer=True),
+            recycle_after_s=None
+            if recycle is None
+            else float(_number(data, "recycle_after_s", 0, where, minimum=0, exclusive=True)),
+        )
+
+
+@dataclass(frozen=True)
 class ServiceInfo:
     """The whole of service.json: what to load and how to serve it."""
 
@@ -205,6 +250,7 @@ class ServiceInfo:
     serving: ServiceSettings = field(default_factory=ServiceSettings)
     artifact_sha256: dict[str, str] = field(default_factory=dict)
     example: dict[str, Any] | None = None
+    fallback: FallbackSettings | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = SERVICE_FILE) -> ServiceInfo:
@@ -231,6 +277,9 @@ class ServiceInfo:
             serving=ServiceSettings.from_dict(data.get("serving") or {}, f"{where}.serving"),
             artifact_sha256={k: v.lower() for k, v in hashes.items()},
             example=dict(example) if example is not None else None,
+            fallback=None
+            if data.get("fallback") is None
+            else FallbackSettings.from_dict(data["fallback"], f"{where}.fallback"),
         )
 
     @classmethod
@@ -250,6 +299,7 @@ class ServiceInfo:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["serving"] = self.serving.to_dict()
         data["artifact_sha256"] = dict(self.artifact_sha256)
+        data["fallback"] = None if self.fallback is None else self.fallback.__dict__.copy()
         return data
 
     @classmethod

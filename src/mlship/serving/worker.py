@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
-from .handoff import STARTUP_FAILED, graceful_timeout, info_from_env
+from .handoff import RECYCLE_EXIT, STARTUP_FAILED, graceful_timeout, info_from_env
 from .loading import StartupError
 from .logs import JsonLog, uvicorn_log_config
 from .protocol import http_protocol
@@ -35,6 +35,7 @@ def run_worker(
     otherwise load first, then accept. Readiness is reported by writing to ``ready_fd``.
     """
     failed: list[str] = []
+    recycled: list[str] = []
     server: uvicorn.Server | None = None
 
     def on_ready() -> None:
@@ -46,8 +47,13 @@ def run_worker(
         if server is not None:
             server.should_exit = True
 
+    def on_recycle(message: str) -> None:  # a stuck main-model call: finish in-flight requests, then exit
+        recycled.append(message)
+        if server is not None:
+            server.should_exit = True
+
     try:
-        app = create_app(project_dir, info=info, on_ready=on_ready, on_fatal=on_fatal)
+        app = create_app(project_dir, info=info, on_ready=on_ready, on_fatal=on_fatal, on_recycle=on_recycle)
     except StartupError as error:
         JsonLog().error("startup_failed", message=str(error))
         return STARTUP_FAILED
@@ -76,6 +82,10 @@ def run_worker(
         server.run(sockets=[sock])
     except SystemExit as exit_:
         return int(exit_.code or 0) if not failed else STARTUP_FAILED
+    if recycled and not failed:  # the stuck model thread cannot be joined: leave without waiting for it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(RECYCLE_EXIT)
     return STARTUP_FAILED if failed else 0
 
 
