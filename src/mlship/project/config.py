@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from mlship.errors import ConfigError
+from mlship.project.kubernetes import KubernetesSpec
 
 CONFIG_FILE = "mlship.yaml"
 
@@ -166,6 +167,7 @@ class ProjectConfig(_Model):
     evaluation: Evaluation
     image: ImageSpec = Field(default_factory=ImageSpec)
     serving: Serving = Field(default_factory=Serving)
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
 
     @field_validator("name")
     @classmethod
