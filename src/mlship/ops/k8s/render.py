@@ -38,7 +38,7 @@ class TreeSpec(BaseModel):
 
     name: str
     backends: list[Backend]  # live first
-    summary: str  # "live v1 100 %, canary v2 5 %": said in every file's header
+    summary: str  # "live v1, canary v2": said in every file's header
 
 
 def header(summary: str) -> str:
