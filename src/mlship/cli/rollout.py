@@ -27,7 +27,7 @@ def _target(project: Path, registry: str | None, output: Path | None) -> Any:
     return target(project, registry, output)
 
 
-def _render(result: Any) -> None:
+def render_rollout(result: Any) -> None:
     split = f"live {result.live or '(nothing)'} {100 - result.weight} %"
     if result.canary:
         split += f", canary {result.canary} {result.weight} %"
@@ -58,7 +58,7 @@ def manifests(
     """Write the kustomize tree (base, gateway-api, kserve, monitoring) for the released versions."""
     from mlship.ops.k8s.rollout import manifests as render
 
-    finish(render(_target(project, registry, output), version, apply), as_json, _render)
+    finish(render(_target(project, registry, output), version, apply), as_json, render_rollout)
 
 
 @boundary
@@ -76,7 +76,7 @@ def canary(
     """Give a release WEIGHT % of the requests beside the live one (or move the running canary)."""
     from mlship.ops.k8s.rollout import canary as start
 
-    finish(start(_target(project, registry, output), version, weight, apply), as_json, _render)
+    finish(start(_target(project, registry, output), version, weight, apply), as_json, render_rollout)
 
 
 @boundary
@@ -90,7 +90,7 @@ def promote(
     """Make the canary live (100 %)."""
     from mlship.ops.k8s.rollout import promote as make_live
 
-    finish(make_live(_target(project, registry, output), apply), as_json, _render)
+    finish(make_live(_target(project, registry, output), apply), as_json, render_rollout)
 
 
 @boundary
@@ -104,7 +104,7 @@ def abort(
     """Take the canary's traffic away (weight 0); live is untouched."""
     from mlship.ops.k8s.rollout import abort as pull_back
 
-    finish(pull_back(_target(project, registry, output), apply), as_json, _render)
+    finish(pull_back(_target(project, registry, output), apply), as_json, render_rollout)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -19,6 +19,7 @@ from mlship.ops.k8s import state as rollout
 from mlship.ops.k8s.render import Backend, TreeSpec, render_tree
 from mlship.project.config import Project, load_project
 from mlship.release import versions as release
+from mlship.release.deploy import DeployResult
 
 if TYPE_CHECKING:
     from mlship.adapters.registry import Registry
@@ -243,3 +244,25 @@ def abort(t: Target, apply: bool = False) -> RolloutResult:
         lambda: rollout.write_canary(t.registry, t.repo, current.version, 0),
     )
     return commit(t, now.live, current.version, 0, [step], apply)
+
+
+class CanaryDeploy(BaseModel):
+    """`mlship deploy --canary W`: the release, and the canary it started (None when nothing was live, so
+    the release became live itself)."""
+
+    deploy: DeployResult
+    canary: RolloutResult | None
+
+
+def deploy_canary(project_dir: Path | str, registry: str | None, weight: int, **options: Any) -> CanaryDeploy:
+    """Release without moving `live`, then start the release as a canary at `weight` %."""
+    from mlship.release.deploy import deploy
+
+    rollout.check_weight(weight)  # before anything is built or pushed
+    released = deploy(project_dir, registry_host=registry, move_live=False, **options)
+    t = target(project_dir, registry, None)
+    if released.previous_live is None:  # a canary needs a live version beside it: the first release is live
+        t.registry.retag(t.repo, released.version, release.LIVE_TAG)
+        released.tags.append(release.LIVE_TAG)
+        return CanaryDeploy(deploy=released, canary=None)
+    return CanaryDeploy(deploy=released, canary=canary(t, released.version, weight))
