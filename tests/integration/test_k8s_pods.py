@@ -229,6 +229,12 @@ def test_haproxy_from_the_route_splits_95_5_and_the_header_pins_v2(pods: Rollout
     assert set(answered) == {"v1", "v2"}
     assert abs(share - 0.05) <= 0.015
     assert pinned == Counter({"v2": 200})
+    for version in VERSIONS:  # the request log says the release version too, never "dev"
+        logged = podman("logs", f"{REPO}-{version}-pod-0-model")
+        lines = (logged.stdout + logged.stderr).splitlines()
+        said = [json.loads(line).get("model_version") for line in lines if line.startswith("{")]
+        assert said.count(version) >= answered[version], lines[-5:]
+        assert set(said) - {None} == {version}
 
 
 def test_kube_down_leaves_nothing_behind(pods: Rollout) -> None:

@@ -128,9 +128,18 @@ def kubectl_apply(directory: Path, wait_for: str | None = None) -> tuple[bool, s
         raise UsageError(f"kubectl apply -k {overlay} failed: {done.stderr.strip()[-500:]}")
     if wait_for:
         console.print(f"  waiting for deployment/{wait_for} to be ready before it takes traffic")
-        subprocess.run(
-            [kubectl, "rollout", "status", f"deployment/{wait_for}", "--timeout=600s"], check=False
+        waited = subprocess.run(
+            [kubectl, "rollout", "status", f"deployment/{wait_for}", "--timeout=600s"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        if waited.returncode != 0:
+            raise UsageError(
+                f"deployment/{wait_for} is not ready ({waited.stderr.strip()[-300:]}): it is applied at 0 % "
+                "and takes no traffic",
+                hint="see 'kubectl describe deployment', then run the same mlship canary --apply again",
+            )
     return True, f"applied {overlay} to context {context.stdout.strip()}"
 
 
