@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +33,6 @@ def render_rollout(result: Any) -> None:
     if result.canary:
         split += f", canary {result.canary} {result.weight} %"
     console.print(f"[green]✓[/] {result.repository}: {split}")
-    for change in result.registry_changes:
-        console.print(f"  registry: {change}")
     if not result.written and not result.removed:
         console.print(f"  {result.directory}: unchanged")
     for path in result.written:
@@ -79,32 +78,26 @@ def canary(
     finish(start(_target(project, registry, output), version, weight, apply), as_json, render_rollout)
 
 
-@boundary
-def promote(
-    project: ProjectOpt = Path("."),
-    registry: RegistryOpt = None,
-    output: OutputOpt = None,
-    apply: ApplyFlag = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Make the canary live (100 %)."""
-    from mlship.ops.k8s.rollout import promote as make_live
+def _step(name: str, summary: str) -> Callable[..., None]:
+    """`promote` and `abort`: no argument but where the project, registry and tree are."""
 
-    finish(make_live(_target(project, registry, output), apply), as_json, render_rollout)
+    def command(
+        project: ProjectOpt = Path("."),
+        registry: RegistryOpt = None,
+        output: OutputOpt = None,
+        apply: ApplyFlag = False,
+        as_json: JsonFlag = False,
+    ) -> None:
+        from mlship.ops.k8s import rollout
+
+        finish(getattr(rollout, name)(_target(project, registry, output), apply), as_json, render_rollout)
+
+    command.__name__, command.__doc__ = name, summary
+    return boundary(command)
 
 
-@boundary
-def abort(
-    project: ProjectOpt = Path("."),
-    registry: RegistryOpt = None,
-    output: OutputOpt = None,
-    apply: ApplyFlag = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Take the canary's traffic away (weight 0); live is untouched."""
-    from mlship.ops.k8s.rollout import abort as pull_back
-
-    finish(pull_back(_target(project, registry, output), apply), as_json, render_rollout)
+promote = _step("promote", "Make the canary live (100 %); the previous live version leaves the tree.")
+abort = _step("abort", "Take the canary's traffic away (weight 0, its pods stay); live is untouched.")
 
 
 def register(app: typer.Typer) -> None:
