@@ -136,6 +136,14 @@ def test_canary_move_abort_again_promote_on_a_real_registry(
 
     code, again = mlship(project, own_registry, "manifests")
     assert code == 0 and again["written"] == [] and again["removed"] == []  # idempotent
+    said = subprocess.run(
+        [sys.executable, "-m", "mlship", "manifests", "-p", str(project), "--registry", own_registry.host],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert said.returncode == 0 and said.stdout == "", said.stderr
+    assert f"{own_registry.host}/{REPO}: live v1 100 %" in said.stderr and "unchanged" in said.stderr
 
     code, result = mlship(project, own_registry, "canary", "v2", "--weight", "5")
     assert code == 0, result
