@@ -1,6 +1,6 @@
-"""The rollout on a real registry (`docker-registry`): canary → move → abort → canary again → promote, with
-the tags, the canary record and the tree checked after each step, and every refusal leaving registry and
-tree byte-identical."""
+"""The rollout on a real registry (`docker-registry`): canary → move → abort → canary again → promote → the
+next canary → abort, with the tags, the canary record and the tree checked after each step, and every
+refusal leaving registry and tree byte-identical."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def own_registry(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> I
             push_small_release(registry.host, REPO, version, base_image, gate_labels(version), work)
         # v3: in the registry, but without the gate's record (built and pushed by hand)
         push_small_release(registry.host, REPO, "v3", base_image, {}, work)
+        push_small_release(registry.host, REPO, "v4", base_image, gate_labels("v4"), work)
         with Registry(registry.host) as client:
             client.retag(REPO, "v1", "live")
         yield registry
@@ -188,3 +189,12 @@ def test_canary_move_abort_again_promote_on_a_real_registry(
     assert CANARY_TAG not in tags
     assert (tags["v1"], tags["v2"]) == (v1_digest, v2_digest)  # releases untouched
     refuse(project, own_registry, NO_CANARY[1:])
+
+    code, result = mlship(project, own_registry, "canary", "v4", "--weight", "5")  # the next canary
+    assert code == 0, result
+    assert weights(tree) == {"shipit-v2": 95, "shipit-v4": 5}
+    assert deployments(tree) == ["deployment-v2.yaml", "deployment-v4.yaml"]
+    code, result = mlship(project, own_registry, "abort")
+    assert code == 0, result
+    assert weights(tree) == {"shipit-v2": 100, "shipit-v4": 0}
+    assert registry_snapshot(own_registry)["live"] == v2_digest
