@@ -8,6 +8,8 @@ MlshipError (exit 1)
 ├── EngineUnavailable (6)      no container engine answers
 ├── BuildFailed (7)            freeze, Dockerfile or image build failed
 ├── RegistryError (8)          the registry refused, was unreachable, or a push failed
+├── NotReleased (9)            a version the registry does not hold (ops.k8s: canary)
+├── NoCanary (10)              move / promote / abort with no canary under way
 ├── DataError (1)              test data missing, unreadable or not matching the schema
 └── NotebookError (1)          a notebook could not be executed or converted
 """
@@ -27,6 +29,8 @@ class ExitCode(IntEnum):
     NO_ENGINE = 6
     BUILD_FAILED = 7
     REGISTRY_ERROR = 8
+    NOT_RELEASED = 9
+    NO_CANARY = 10
     INTERRUPTED = 130
 
 
@@ -85,6 +89,18 @@ class RegistryError(MlshipError):
     """The registry was unreachable, refused a request, or a push reported an error."""
 
     exit_code = ExitCode.REGISTRY_ERROR
+
+
+class NotReleased(MlshipError):
+    """The version named is not a release in the registry."""
+
+    exit_code = ExitCode.NOT_RELEASED
+
+
+class NoCanary(MlshipError):
+    """A rollout step that needs a canary, with none under way."""
+
+    exit_code = ExitCode.NO_CANARY
 
 
 class DataError(MlshipError):

@@ -190,6 +190,23 @@ def test_publish_pushes_the_version_then_moves_live_and_the_commit_tag_to_its_di
     assert engine.calls == ["tag sha256:local 127.0.0.1:5000/shipit:v2", "push 127.0.0.1:5000/shipit:v2"]
 
 
+def test_publish_for_a_canary_pushes_and_tags_the_version_but_leaves_live(
+    released: tuple[FakeRegistry, Registry, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, registry, v1 = released
+    engine = Engine(fake, monkeypatch)
+    published = pipeline.publish(registry, REPO, "v2", "sha256:local", "b" * 40, move_live=False)
+    ours = engine.pushed["v2"]
+    assert published.tags == ["v2", "git-bbbbbbbbbbbb"]
+    assert _digests(registry) == {
+        "v1": v1,
+        "v2": ours,
+        "live": v1,
+        "git-aaaaaaaaaaaa": v1,
+        "git-bbbbbbbbbbbb": ours,
+    }
+
+
 def test_another_machine_taking_the_same_version_is_refused_and_live_stays(
     released: tuple[FakeRegistry, Registry, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -229,23 +229,29 @@ class Registry:
 
     def retag(self, repo: str, src_ref: str, new_tag: str) -> str:
         """Point `new_tag` at the manifest of `src_ref` (copied byte for byte); return its digest."""
-        repo = self._repo(repo)
         manifest = self.manifest(repo, src_ref)
+        return self.put_manifest(repo, new_tag, manifest.media_type, manifest.body, f"{src_ref} as {new_tag}")
+
+    def put_manifest(self, repo: str, tag: str, media_type: str, body: bytes, what: str = "") -> str:
+        """Store a manifest under `tag`, byte for byte (its blobs must be in the repository already); return
+        its digest, checked against the one the registry says it stored."""
+        repo = self._repo(repo)
         response = self._send(
             "PUT",
-            f"/v2/{repo}/manifests/{new_tag}",
+            f"/v2/{repo}/manifests/{tag}",
             scope=f"repository:{repo}:pull,push",
-            headers={"Content-Type": manifest.media_type},
-            content=manifest.body,
+            headers={"Content-Type": media_type},
+            content=body,
         )
-        self._check(response, f"tagging {repo}:{src_ref} as {new_tag}")
-        stored = response.headers.get("docker-content-digest", manifest.digest)
-        if stored != manifest.digest:
+        self._check(response, f"tagging {repo}:{what or tag}")
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        stored = response.headers.get("docker-content-digest", digest)
+        if stored != digest:
             raise RegistryError(
-                f"registry {self.host} stored {repo}:{new_tag} as {stored}, not {manifest.digest}",
+                f"registry {self.host} stored {repo}:{tag} as {stored}, not {digest}",
                 hint="the registry rewrote the manifest; check its version",
             )
-        return manifest.digest
+        return digest
 
     def delete_tag(self, repo: str, tag: str) -> bool:
         """Remove one tag, leaving the image and its other tags; False when the registry cannot

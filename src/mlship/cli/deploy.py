@@ -23,26 +23,46 @@ def deploy(
         str | None, typer.Option("--reason", help="Why --force: recorded on the release.")
     ] = None,
     allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="Release uncommitted changes.")] = False,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            "--canary", help="Leave live alone; the release takes this % of requests (mlship canary)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Release the model: nothing is pushed unless the gate, the build and the image's own test all pass."""
     from mlship.release.deploy import deploy as run_deploy
 
-    result = run_deploy(
-        project,
-        registry_host=registry,
-        base_image=base_image,
-        force=force,
-        reason=reason,
-        allow_dirty=allow_dirty,
-    )
-    finish(result, as_json, _render)
+    options: dict[str, Any] = {
+        "base_image": base_image,
+        "force": force,
+        "reason": reason,
+        "allow_dirty": allow_dirty,
+    }
+    if canary is None:
+        finish(run_deploy(project, registry_host=registry, **options), as_json, _render)
+        return
+    from mlship.ops.k8s.rollout import deploy_canary
+
+    finish(deploy_canary(project, registry, canary, **options), as_json, _render_canary)
+
+
+def _render_canary(result: Any) -> None:
+    from mlship.cli.rollout import render_rollout
+
+    _render(result.deploy)
+    if result.canary is None:
+        console.print("   nothing was live: this release is live, the next one can be a canary")
+    else:
+        render_rollout(result.canary)
 
 
 def _render(result: Any) -> None:
     previous = result.previous_live or "(nothing)"
     console.print(f"\nTo {result.repository}")
-    console.print(f"   {previous} → [bold green]{result.version}[/]  live  {result.digest}")
+    where = "live" if "live" in result.tags else f"released (live stays {previous})"
+    console.print(f"   {previous} → [bold green]{result.version}[/]  {where}  {result.digest}")
     for tag in result.tags:
         console.print(f"   [dim]* {tag}[/]")
     for metric in result.metrics:

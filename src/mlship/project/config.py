@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from mlship.errors import ConfigError
+from mlship.project.kubernetes import KubernetesSpec
 
 CONFIG_FILE = "mlship.yaml"
 
@@ -209,6 +210,7 @@ class ProjectConfig(_Model):
     image: ImageSpec = Field(default_factory=ImageSpec)
     serving: Serving = Field(default_factory=Serving)
     fallback: Fallback | None = None
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
 
     @field_validator("name")
     @classmethod

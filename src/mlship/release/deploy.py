@@ -176,9 +176,11 @@ class Published(BaseModel):
     tags: list[str]
 
 
-def publish(registry: Registry, repo: str, version: str, image_ref: str, revision: str | None) -> Published:
+def publish(
+    registry: Registry, repo: str, version: str, image_ref: str, revision: str | None, move_live: bool = True
+) -> Published:
     """Push the verified image as `repo:version`, check that the registry holds *this* image under that tag,
-    then point `live` (and `git-<commit>`) at its digest.
+    then point `live` (unless not `move_live`: a canary decides) and `git-<commit>` at its digest.
 
     Tags are moved by copying the manifest of our digest, never of a tag another deploy may have replaced.
     Raises RegistryError with `live` unmoved when the version exists before the push, or holds another
@@ -210,8 +212,9 @@ def publish(registry: Registry, repo: str, version: str, image_ref: str, revisio
     console.print(f"  [green]✓[/] pushed {remote} ({digest[:19]})")
     tags = [version]
     try:
-        registry.retag(repo, digest, release.LIVE_TAG)
-        console.print(f"  [green]✓[/] live → {version}")
+        if move_live:
+            registry.retag(repo, digest, release.LIVE_TAG)
+            console.print(f"  [green]✓[/] live → {version}")
         if revision:
             tags.append(f"git-{revision[:12]}")
             registry.retag(repo, digest, tags[-1])
@@ -219,7 +222,7 @@ def publish(registry: Registry, repo: str, version: str, image_ref: str, revisio
         raise KeyboardInterrupt(
             f"stopped while moving the tags to {remote}: see 'mlship releases' for where live points"
         ) from None
-    return Published(digest=digest, tags=[*tags, release.LIVE_TAG])
+    return Published(digest=digest, tags=[*tags, release.LIVE_TAG] if move_live else tags)
 
 
 def deploy(
@@ -230,8 +233,10 @@ def deploy(
     force: bool = False,
     reason: str | None = None,
     allow_dirty: bool = False,
+    move_live: bool = True,
 ) -> DeployResult:
-    """Run every stage; raise at the first failure with nothing pushed."""
+    """Run every stage; raise at the first failure with nothing pushed. Without `move_live` the release is
+    pushed and tagged but `live` stays where it is (for a canary)."""
     from mlship.adapters.registry import Registry
     from mlship.build.assemble import build_project
 
@@ -314,7 +319,7 @@ def deploy(
             lap("verify")
 
             stage(f"5/5 push to {host}/{repo}")
-            published = publish(registry, repo, version, stamped, git.revision)
+            published = publish(registry, repo, version, stamped, git.revision, move_live)
             lap("push")
     except KeyboardInterrupt as interrupt:
         if interrupt.args:  # publish() said how far it got
