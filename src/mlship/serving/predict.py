@@ -28,6 +28,7 @@ from .asgi import (
 from .batching import Job, ModelRunner, Outcome
 from .columns import Problem
 from .contract import InvalidRequest, TooManyRows
+from .drift import DriftCounter
 from .service import Service
 
 WATCH_AFTER_S = 0.02
@@ -54,6 +55,8 @@ class PredictEndpoint:
         self.max_rows = service.settings.max_batch_rows
         self.timeout = service.settings.timeout_s
         self.body_timeout = max(BODY_TIMEOUT_S, service.settings.timeout_s)
+        self.drift = DriftCounter(service.contract.schema, service.metrics.registry)
+        service.metrics.on_render.append(self.drift.flush)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -92,6 +95,7 @@ class PredictEndpoint:
             body = await self._read_body(scope, receive)
             rows, data = service.contract.parse(body, self.max_rows)
             scope[ROWS] = len(rows)
+            self.drift.observe(rows)
             if service.settings.log_inputs:
                 scope[INPUTS] = data
             runner.arriving -= 1
