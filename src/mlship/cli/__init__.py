@@ -49,6 +49,7 @@ COMMANDS = (
     "deploy",
     "releases",
     "verify",
+    "monitor",
 )
 
 

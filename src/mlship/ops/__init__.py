@@ -1,0 +1,1 @@
+"""Operations: what runs beside the released service (Kubernetes, monitoring, the model factory)."""
