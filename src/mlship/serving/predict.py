@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import time
 import traceback
 import uuid
@@ -29,6 +30,7 @@ from .batching import Job, ModelRunner, Outcome
 from .columns import Problem
 from .contract import InvalidRequest, TooManyRows
 from .drift import DriftCounter
+from .predlog import PredictionLog
 from .service import Service
 
 WATCH_AFTER_S = 0.02
@@ -57,6 +59,8 @@ class PredictEndpoint:
         self.body_timeout = max(BODY_TIMEOUT_S, service.settings.timeout_s)
         self.drift = DriftCounter(service.contract.schema, service.metrics.registry)
         service.metrics.on_render.append(self.drift.flush)
+        self.prediction_log = PredictionLog.from_environment()
+        atexit.register(self.prediction_log.close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -220,6 +224,7 @@ class PredictEndpoint:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self.prediction_log.record(body, scope.get(INPUTS))
 
     async def _answer_error(
         self,
