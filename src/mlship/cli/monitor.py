@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mlship.cli._common import JsonFlag, boundary, finish
+from mlship.console import console
 
 monitor_app = typer.Typer(
     name="monitor",
@@ -56,6 +58,65 @@ def rules(
     finish(result, as_json, render)
 
 
+@boundary
+def accuracy(
+    log: Annotated[Path, typer.Option("--log", help="The prediction log (JSON lines; other lines skipped).")],
+    labels: Annotated[Path, typer.Option("--labels", help="CSV: request_id, [row], the label.")],
+    label_column: Annotated[
+        str | None, typer.Option(help="The label column (default: the only one).")
+    ] = None,
+    live: Annotated[str | None, typer.Option(help="The live version (default: most requests).")] = None,
+    canary: Annotated[str | None, typer.Option(help="The canary version (default: the next).")] = None,
+    max_drop: Annotated[float, typer.Option(help="How much worse the canary may be.")] = 0.01,
+    textfile: Annotated[
+        Path | None,
+        typer.Option(help="Also write mlship_live_metric for node_exporter's textfile collector."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 5 when the canary is worse than live.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Each version's metrics on late labels, with 95 % intervals, and whether the canary is worse."""
+    from mlship.errors import ExitCode
+    from mlship.ops.monitor.accuracy import live_accuracy
+
+    result = live_accuracy(
+        log, labels, label_column=label_column, live=live, canary=canary, max_drop=max_drop, textfile=textfile
+    )
+
+    def render(found: Any) -> None:
+        from rich.table import Table
+
+        table = Table(title=f"live accuracy ({found.task})")
+        for column in ("version", "role", "requests", "labelled", "metrics (95 % interval)"):
+            table.add_column(column)
+        for version in found.versions:
+            shown = ", ".join(
+                f"{name} {e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+                if e.low is not None
+                else f"{name} {e.value}"
+                for name, e in version.metrics.items()
+            )
+            table.add_row(
+                version.version, version.role, str(version.requests), str(version.labelled_rows), shown
+            )
+        console.print(table)
+        worse = [c.metric for c in found.comparisons if c.worse]
+        if worse:
+            console.print(
+                f"[bold red]canary {found.canary} is worse than live {found.live}:[/] {', '.join(worse)}"
+            )
+        elif found.comparisons:
+            console.print(f"[green]✓[/] canary {found.canary} is not worse than live {found.live}")
+        if found.unmatched_labels:
+            console.print(f"[yellow]{found.unmatched_labels} labels match no logged request[/]")
+
+    code = int(ExitCode.BELOW_BASELINE) if check and result.canary_worse else 0
+    finish(result, as_json, render, exit_code=code)
+
+
 def register(app: typer.Typer) -> None:
     monitor_app.command()(rules)
+    monitor_app.command()(accuracy)
     app.add_typer(monitor_app)
