@@ -13,6 +13,8 @@ A column without any reference (no quantiles, no frequencies) is not counted. Th
 Prometheus computes the population stability index from ``mlship_feature_rows_total`` and
 ``mlship_feature_reference_share`` (the shipped recording rules), summed over workers and replicas.
 
+``MLSHIP_DRIFT=off`` in the environment turns the counting off (the benchmark's baseline).
+
 Counting costs the request one list append: the accepted rows are binned together, vectorised, at most
 ``FLUSH_S`` later (or once ``FLUSH_ROWS`` rows wait, or when /metrics is read).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,7 +186,7 @@ class DriftCounter:
     """Counts accepted rows per feature bin into ``mlship_feature_rows_total``, batched on the event loop."""
 
     def __init__(self, schema: dict[str, Any], registry: CollectorRegistry) -> None:
-        self.features = feature_bins(schema)
+        self.features = feature_bins(schema) if os.environ.get("MLSHIP_DRIFT", "on") != "off" else []
         self.rows = Counter(
             "mlship_feature_rows",
             "Accepted input rows, by feature and fixed bin of the training reference (drift).",
