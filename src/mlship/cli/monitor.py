@@ -116,7 +116,36 @@ def accuracy(
     finish(result, as_json, render, exit_code=code)
 
 
+@boundary
+def report(
+    schema: Annotated[Path, typer.Option("--schema", help="The project's schema.json (training reference).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path("report.html"),
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Prediction log (inputs need log_inputs).")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option("--labels", help="Late labels: live accuracy.")] = None,
+    prometheus: Annotated[
+        str | None, typer.Option(help="Prometheus URL for the live counts (mlship_feature_rows_total).")
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="Prometheus job of the service.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write one self-contained HTML page: training vs live per feature, PSI, predictions, accuracy."""
+    from mlship.ops.monitor.report import write_report
+
+    result = write_report(schema, out, log=log, labels=labels, prometheus=prometheus, job=job)
+
+    def render(found: Any) -> None:
+        drifted = [f.feature for f in found.features if f.psi is not None and f.psi > 0.2]
+        console.print(f"[green]✓[/] wrote {found.path} ({len(found.features)} features, {found.source})")
+        if drifted:
+            console.print(f"[yellow]PSI above 0.2:[/] {', '.join(drifted)}")
+
+    finish(result, as_json, render)
+
+
 def register(app: typer.Typer) -> None:
     monitor_app.command()(rules)
     monitor_app.command()(accuracy)
+    monitor_app.command()(report)
     app.add_typer(monitor_app)

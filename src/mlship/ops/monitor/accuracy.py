@@ -67,15 +67,15 @@ class AccuracyResult(BaseModel):
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def read_predictions(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """(request id, row) -> {version, prediction, scores, classes} from a prediction log."""
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
+def prediction_records(path: Path) -> list[dict[str, Any]]:
+    """The ``"event": "prediction"`` records of a log; every other line is skipped."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as error:
         raise UsageError(
             f"{path}: cannot be read: {error}", hint="pass the prediction log with --log"
         ) from None
+    found = []
     for line in lines:
         if '"prediction"' not in line:
             continue
@@ -83,8 +83,15 @@ def read_predictions(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if not isinstance(record, dict) or record.get("event") != "prediction":
-            continue
+        if isinstance(record, dict) and record.get("event") == "prediction":
+            found.append(record)
+    return found
+
+
+def read_predictions(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """(request id, row) -> {version, prediction, scores, classes} from a prediction log."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in prediction_records(path):
         predictions = record.get("predictions")
         if not isinstance(predictions, list) or not isinstance(record.get("request_id"), str):
             continue
