@@ -1,6 +1,6 @@
-"""Drift end to end on the real things: a running service (two worker processes) scraped by a real Prometheus
-(Debian package, loopback, 1 s scrape and evaluation) with the shipped rules, alerting a real Alertmanager,
-which delivers to a webhook receiver in this test."""
+"""Drift end to end on the real things: a running service — a two-worker process, and a container of an image
+built from the `mlship init` template — scraped by a real Prometheus (Debian package, loopback, 1 s scrape and
+evaluation) with the shipped rules, alerting a real Alertmanager, which delivers to a webhook in this test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,22 +112,22 @@ def drift_project(root: Path) -> Path:
 
 
 class Traffic:
-    """Posts batches of rows to the service in a thread; ``shift`` moves x1 (0: the training distribution)."""
+    """Posts batches of ``rows(drifted)`` to the service in a thread; set ``drifted`` to move the inputs."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, rows: Callable[[bool], list[dict[str, Any]]]) -> None:
         self.url = url
-        self.shift = 0.0
+        self.rows = rows
+        self.drifted = False
         self.sent = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        rng = np.random.default_rng(1)
         with httpx.Client(timeout=10) as client:
             while not self._stop.is_set():
-                x1 = rng.normal(size=50) + self.shift
-                rows = [{"x1": float(v), "x2": 0.0} for v in x1]
-                assert client.post(f"{self.url}/predict", json=rows).status_code == 200
+                rows = self.rows(self.drifted)
+                answer = client.post(f"{self.url}/predict", json=rows)
+                assert answer.status_code == 200, answer.text
                 self.sent += len(rows)
                 time.sleep(0.05)
 
@@ -137,6 +138,12 @@ class Traffic:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def normal_rows(drifted: bool, rng: np.random.Generator = np.random.default_rng(1)) -> list[dict[str, Any]]:
+    """x1 ~ N(0, 1) as in training, or three standard deviations away (most rows past the 99th percentile)."""
+    x1 = rng.normal(size=50) + (3.0 if drifted else 0.0)
+    return [{"x1": float(v), "x2": 0.0} for v in x1]
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -150,6 +157,59 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def test_drifted_rows_raise_psi_fire_the_alert_and_reach_the_webhook(tmp_path: Path) -> None:
+    with run_service(drift_project(tmp_path / "project"), workers=2) as service:
+        service.wait_ready()
+        watch(tmp_path, service.url, normal_rows, drifted="x1", steady="x2")
+
+
+@pytest.fixture(scope="module")
+def template_image(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[tuple[str, Path]]:
+    """The `mlship init` template project (breast-cancer data, 30 numeric features) built into an image."""
+    from mlship.adapters import engine as image
+    from mlship.build.assemble import build_project
+    from mlship.project.scaffold import create_project
+
+    root = tmp_path_factory.mktemp("monitor-image") / "fraud-detector"
+    create_project("fraud-detector", root)
+    tag = f"mlship-test-monitor:{uuid.uuid4().hex[:12]}"
+    result = build_project(root, tag=tag, base_image=base_image)
+    print(f"\nbuilt {tag} in {result.seconds:.1f} s")
+    try:
+        yield tag, root
+    finally:
+        image.remove(tag)
+
+
+def test_a_running_image_drifts_and_alerts(template_image: tuple[str, Path], tmp_path: Path) -> None:
+    import pandas as pd
+
+    from mlship.adapters import engine as image
+
+    ref, root = template_image
+    schema = json.loads((root / "schema.json").read_text())
+    radius = next(c for c in schema["columns"] if c["name"] == "mean radius")
+    test = pd.read_csv(root / "data" / "test.csv").drop(columns=["label"])
+    records = json.loads(test.to_json(orient="records"))
+    rng = np.random.default_rng(2)
+
+    def rows(drifted: bool) -> list[dict[str, Any]]:
+        batch = [dict(records[i]) for i in rng.integers(0, len(records), 50)]
+        if drifted:  # the radius past the training's 99th percentile, within the enforced bounds
+            for row in batch:
+                row["mean radius"] = radius["observed"]["max"]
+        return batch
+
+    with image.run(ref, read_only=True, tmpfs={"/tmp": "rw,size=64m"}) as container:
+        image.wait_ready(container, timeout=120)
+        assert container.url is not None
+        watch(tmp_path, container.url, rows, drifted="mean radius", steady="mean texture")
+
+
+def watch(
+    tmp_path: Path, url: str, rows: Callable[[bool], list[dict[str, Any]]], *, drifted: str, steady: str
+) -> None:
+    """Prometheus scrapes ``url`` with the shipped rules; training-like rows, then drifted ones: the PSI of
+    ``drifted`` passes the threshold and its alert reaches the webhook; ``steady`` stays calm."""
     prometheus, alertmanager = tool("prometheus"), tool("prometheus-alertmanager")
     hook = Webhook()
     settings = RuleSettings(window=WINDOW, min_rows=50).with_duration("2s")
@@ -158,70 +218,63 @@ def test_drifted_rows_raise_psi_fire_the_alert_and_reach_the_webhook(tmp_path: P
     am_config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
     (tmp_path / "alertmanager.yaml").write_text(yaml.safe_dump(am_config))
     am_port, prom_port = free_port(), free_port()
-
-    with run_service(drift_project(tmp_path / "project"), workers=2) as service:
-        service.wait_ready()
-        (tmp_path / "prometheus.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(tmp_path / "rules.yaml")],
-                    "alerting": {
-                        "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
-                    },
-                    "scrape_configs": [
-                        {"job_name": "fraud", "static_configs": [{"targets": [f"127.0.0.1:{service.port}"]}]}
-                    ],
-                }
-            )
+    target = url.removeprefix("http://")
+    (tmp_path / "prometheus.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(tmp_path / "rules.yaml")],
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+                "scrape_configs": [{"job_name": "fraud", "static_configs": [{"targets": [target]}]}],
+            }
         )
-        am_command = [
-            alertmanager,
-            f"--config.file={tmp_path / 'alertmanager.yaml'}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ]
-        prom_command = [
-            prometheus,
-            f"--config.file={tmp_path / 'prometheus.yaml'}",
-            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ]
-        api = f"http://127.0.0.1:{prom_port}/api/v1"
+    )
+    am_command = [
+        alertmanager,
+        f"--config.file={tmp_path / 'alertmanager.yaml'}",
+        f"--storage.path={tmp_path / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{am_port}",
+        "--cluster.listen-address=",
+    ]
+    prom_command = [
+        prometheus,
+        f"--config.file={tmp_path / 'prometheus.yaml'}",
+        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ]
+    api = f"http://127.0.0.1:{prom_port}/api/v1"
 
-        def psi(feature: str = "x1") -> float | None:
-            query = f'{PSI}{{job="fraud",feature="{feature}"}}'
-            result = httpx.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
-            return float(result[0]["value"][1]) if result else None
+    def psi(feature: str = drifted) -> float | None:
+        query = f'{PSI}{{job="fraud",feature="{feature}"}}'
+        result = httpx.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
 
-        with (
-            process(am_command, tmp_path / "am.log", f"http://127.0.0.1:{am_port}/-/ready"),
-            process(prom_command, tmp_path / "prom.log", f"http://127.0.0.1:{prom_port}/-/ready"),
-            Traffic(service.url) as traffic,
-        ):
-            calm = wait_for(lambda: [v for v in [psi()] if v is not None and v == v], 20, "a PSI")[0]
-            assert calm < settings.psi_threshold, f"PSI {calm} on training-like rows"
-            assert not [a for a in hook.alerts() if a["labels"]["alertname"] == "MlshipFeatureDrift"]
+    def drift_alerts() -> list[dict[str, Any]]:
+        return [a for a in hook.alerts() if a["labels"]["alertname"] == "MlshipFeatureDrift"]
 
-            traffic.shift = 3.0  # x1 three standard deviations away: most rows beyond the 99th percentile
-            drifted_at = time.monotonic()
-            wait_for(
-                lambda: (psi() or 0) > settings.psi_threshold, DELIVERY_S, "the PSI to pass the threshold"
-            )
-            alerts = wait_for(
-                lambda: [a for a in hook.alerts() if a["labels"]["alertname"] == "MlshipFeatureDrift"],
-                DELIVERY_S - (time.monotonic() - drifted_at),
-                "the drift alert at the webhook",
-            )
-            delivered_s = time.monotonic() - drifted_at
-            final_psi, other_psi = psi(), psi("x2")
+    with (
+        process(am_command, tmp_path / "am.log", f"http://127.0.0.1:{am_port}/-/ready"),
+        process(prom_command, tmp_path / "prom.log", f"http://127.0.0.1:{prom_port}/-/ready"),
+        Traffic(url, rows) as traffic,
+    ):
+        calm = wait_for(lambda: [v for v in [psi()] if v is not None and v == v], 20, "a PSI")[0]
+        assert calm < settings.psi_threshold, f"PSI {calm} on training-like rows"
+        assert not drift_alerts()
+
+        traffic.drifted = True
+        drifted_at = time.monotonic()
+        wait_for(lambda: (psi() or 0) > settings.psi_threshold, DELIVERY_S, "the PSI to pass the threshold")
+        alerts = wait_for(
+            drift_alerts, DELIVERY_S - (time.monotonic() - drifted_at), "the alert at the webhook"
+        )
+        delivered_s = time.monotonic() - drifted_at
+        final_psi, steady_psi = psi(), psi(steady)
 
     alert = alerts[0]
     assert alert["status"] == "firing"
-    assert alert["labels"]["feature"] == "x1" and alert["labels"]["job"] == "fraud"
-    assert alert["annotations"]["summary"] == "Input drift on feature x1 of fraud"
+    assert alert["labels"]["feature"] == drifted and alert["labels"]["job"] == "fraud"
+    assert alert["annotations"]["summary"] == f"Input drift on feature {drifted} of fraud"
     assert final_psi is not None and final_psi > settings.psi_threshold
-    assert other_psi == 0.0
-    assert not [a for a in hook.alerts() if a["labels"].get("feature") == "x2"]  # x2 never moved
+    assert steady_psi is not None and steady_psi < settings.psi_threshold
+    assert not [a for a in drift_alerts() if a["labels"].get("feature") == steady]
     print(f"calm PSI {calm:.3f}, drifted PSI {final_psi:.2f}, alert at the webhook after {delivered_s:.1f} s")
