@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -42,3 +43,12 @@ def test_rules_json_and_alertmanager(runner: CliRunner) -> None:
 def test_unknown_format_is_a_usage_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["monitor", "rules", "--format", "grafana"])
     assert result.exit_code == 2
+
+
+def test_report_without_live_data_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "schema.json").write_text(
+        '{"mlship_schema": 1, "columns": [{"name": "a", "type": "number"}]}'
+    )
+    result = runner.invoke(app, ["monitor", "report", "--schema", str(tmp_path / "schema.json")])
+    assert result.exit_code == 2
+    assert "--log" in result.output and "Traceback" not in result.output

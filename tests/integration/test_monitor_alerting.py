@@ -159,7 +159,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 def test_drifted_rows_raise_psi_fire_the_alert_and_reach_the_webhook(tmp_path: Path) -> None:
     with run_service(drift_project(tmp_path / "project"), workers=2) as service:
         service.wait_ready()
-        watch(tmp_path, service.url, normal_rows, drifted="x1", steady="x2")
+        project = tmp_path / "project"
+        watch(tmp_path, service.url, normal_rows, drifted="x1", steady="x2", schema=project / "schema.json")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,13 @@ def test_a_running_image_drifts_and_alerts(template_image: tuple[str, Path], tmp
 
 
 def watch(
-    tmp_path: Path, url: str, rows: Callable[[bool], list[dict[str, Any]]], *, drifted: str, steady: str
+    tmp_path: Path,
+    url: str,
+    rows: Callable[[bool], list[dict[str, Any]]],
+    *,
+    drifted: str,
+    steady: str,
+    schema: Path | None = None,
 ) -> None:
     """Prometheus scrapes ``url`` with the shipped rules; training-like rows, then drifted ones: the PSI of
     ``drifted`` passes the threshold and its alert reaches the webhook; ``steady`` stays calm."""
@@ -269,6 +276,15 @@ def watch(
         )
         delivered_s = time.monotonic() - drifted_at
         final_psi, steady_psi = psi(), psi(steady)
+        if schema is not None:  # the report reads the same counters from Prometheus
+            from mlship.ops.monitor.report import write_report
+
+            report = write_report(
+                schema, tmp_path / "report.html", prometheus=f"http://127.0.0.1:{prom_port}", job="fraud"
+            )
+            by_feature = {f.feature: f for f in report.features}
+            assert by_feature[drifted].psi is not None and by_feature[drifted].psi > settings.psi_threshold
+            assert 0 < by_feature[drifted].rows <= traffic.sent + 50
 
     alert = alerts[0]
     assert alert["status"] == "firing"
