@@ -130,3 +130,12 @@ def test_counts_sum_over_worker_processes(make_project: Callable[..., Path]) -> 
     assert counted == 40
     assert sum(v for (f, _), v in found["mlship_feature_rows_total"].items() if f == "x1") == 40
     assert found["mlship_feature_reference_share"][("x1", "5")] == pytest.approx(0.02)
+
+
+def test_mlship_drift_off_turns_the_counting_off(
+    client_for: Callable[..., Any], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSHIP_DRIFT", "off")
+    client = client_for(project=numeric_project(make_project))
+    assert client.post("/predict", json={"x1": 3.0, "x2": 1.0}).status_code == 200
+    assert drift_samples(client.get("/metrics").text) == {}
