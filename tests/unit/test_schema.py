@@ -285,3 +285,15 @@ def test_row_json_schema_without_enforcement(schema: dict) -> None:
     validator = jsonschema.Draft202012Validator(row_json_schema(schema, enforce=False, additional=False))
     assert validator.is_valid({**schema["example"], "amount": 1e6, "channel": "fax"})
     assert not validator.is_valid({**schema["example"], "extra": 1})
+
+
+def test_numeric_columns_carry_exact_drift_bins() -> None:
+    # a 0/1 column with 70 % zeros: the quantiles tie, the bins keep the true shares
+    frame = pd.DataFrame({"flag": [0] * 70 + [1] * 30, "x": np.arange(100, dtype=float)})
+    inferred = infer_schema(frame)
+    flag = _column(inferred, "flag")["observed"]["bins"]
+    assert flag["edges"] == [0.0, 1.0]
+    assert flag["shares"] == [0.7, 0.3, 0.0]
+    x = _column(inferred, "x")["observed"]["bins"]
+    assert len(x["shares"]) == len(x["edges"]) + 1 == 6
+    assert sum(x["shares"]) == pytest.approx(1.0)

@@ -50,6 +50,7 @@ COMMANDS = (
     "releases",
     "verify",
     "rollout",
+    "monitor",
 )
 
 

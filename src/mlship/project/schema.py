@@ -140,8 +140,25 @@ def _numeric_column(series: pd.Series, kind: ColumnType) -> tuple[dict[str, Any]
         "quantiles": {
             str(q): _number(float(v), "number") for q, v in zip(QUANTILES, quantiles.to_numpy(), strict=True)
         },
+        "bins": _bins(values.to_numpy(), quantiles.to_numpy()),
     }
     return {"minimum": _number(lower, kind), "maximum": _number(upper, kind)}, observed
+
+
+def _bins(values: Any, quantiles: Any) -> dict[str, list[float]]:
+    """The drift bins: the distinct quantiles as edges, and the exact training share of each bin.
+
+    Bin ``i`` holds the values above ``i`` edges (``numpy.searchsorted(edges, v, side="left")``), as the
+    service counts them; exact shares matter for columns with ties (a 0/1 integer column, say).
+    """
+    import numpy as np
+
+    edges = np.unique(np.asarray([_number(float(q), "number") for q in quantiles], dtype=np.float64))
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    return {
+        "edges": [float(e) for e in edges.tolist()],
+        "shares": [round(float(c) / len(values), 6) for c in counts.tolist()],
+    }
 
 
 def _frequencies(values: pd.Series) -> dict[str, float]:

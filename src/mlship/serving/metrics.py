@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter as Tally
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
@@ -89,6 +89,7 @@ class Metrics:
         self._bucket_names = _bucket_names(self._edges) if self._edges is not None else ["all"]
         self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self._class_children: dict[Any, Any] = {}
+        self.on_render: list[Callable[[], None]] = []  # e.g. the drift counter's flush
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -135,6 +136,8 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type; summed over all workers in multiprocess mode."""
+        for hook in self.on_render:
+            hook()
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]

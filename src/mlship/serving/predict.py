@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import time
 import traceback
 import uuid
@@ -28,7 +29,9 @@ from .asgi import (
 from .batching import Job, ModelRunner, Outcome
 from .columns import Problem
 from .contract import InvalidRequest, TooManyRows
+from .drift import DriftCounter
 from .fallback import ANSWERED_BY
+from .predlog import PredictionLog
 from .service import Service
 
 WATCH_AFTER_S = 0.02
@@ -55,6 +58,10 @@ class PredictEndpoint:
         self.max_rows = service.settings.max_batch_rows
         self.timeout = service.settings.timeout_s
         self.body_timeout = max(BODY_TIMEOUT_S, service.settings.timeout_s)
+        self.drift = DriftCounter(service.contract.schema, service.metrics.registry)
+        service.metrics.on_render.append(self.drift.flush)
+        self.prediction_log = PredictionLog.from_environment()
+        atexit.register(self.prediction_log.close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -93,6 +100,7 @@ class PredictEndpoint:
             body = await self._read_body(scope, receive)
             rows, data = service.contract.parse(body, self.max_rows)
             scope[ROWS] = len(rows)
+            self.drift.observe(rows)
             if service.settings.log_inputs:
                 scope[INPUTS] = data
             runner.arriving -= 1
@@ -234,6 +242,7 @@ class PredictEndpoint:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self.prediction_log.record(body, scope.get(INPUTS))
 
     async def _answer_error(
         self,

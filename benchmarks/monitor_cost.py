@@ -1,0 +1,141 @@
+"""What watching the model costs the service: drift counters and the prediction log, on against off.
+
+    python benchmarks/monitor_cost.py [--duration 3] [--rounds 5] [--json]
+
+The serving benchmark's project (a scikit-learn pipeline on 20 numeric features, see benchmarks/serving.py)
+gets a training reference in schema.json (quantile bins for every feature), so every accepted row is
+counted into 20 × 6 bins. Two ``python -m mlship.serving`` services run at once from the same virtualenv:
+**on** (the defaults: drift counters, and the prediction log on stdout into a file) and **off**
+(``MLSHIP_DRIFT=off``, ``MLSHIP_PREDICTION_LOG=off``). wrk loads them in turn, in rounds, at 1 and 16
+connections; the report gives, per round and as medians, p50 at one client and req/s at 16 clients, and
+the ratio on / off within each round (so the machine's drift between rounds cancels). The issue's budget:
+both within 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import serving as bench  # noqa: E402 - the serving benchmark's project, services and wrk
+
+
+def add_reference(project: Path) -> None:
+    """The training reference of the benchmark's N(0, 1) features: quantiles and exact bins."""
+    import numpy as np
+
+    schema = json.loads((project / "schema.json").read_text())
+    training = np.random.default_rng(42).normal(size=5000)
+    levels = (0.01, 0.25, 0.5, 0.75, 0.99)
+    edges = np.quantile(training, levels)
+    shares = np.bincount(np.searchsorted(edges, training, side="left"), minlength=6) / len(training)
+    for column in schema["columns"]:
+        column["observed"] = {
+            "null_fraction": 0.0,
+            "quantiles": {str(q): float(v) for q, v in zip(levels, edges, strict=True)},
+            "bins": {"edges": edges.tolist(), "shares": shares.tolist()},
+        }
+    (project / "schema.json").write_text(json.dumps(schema))
+
+
+def start(stack: contextlib.ExitStack, project: Path, python: str, log: Path, env: dict[str, str]) -> int:
+    """Start one service with ``env`` added to its environment; return its port."""
+    saved = dict(os.environ)
+    os.environ.update(env)  # bench.running copies os.environ when it starts the process
+    try:
+        port, _, _ = stack.enter_context(bench.running("mlship", project, "auto", log, python))
+        return int(port)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    args = parser.parse_args()
+    python = bench.runtime_python()
+    with tempfile.TemporaryDirectory(prefix="mlship-monitor-bench-") as folder:
+        project = Path(folder) / "project"
+        bench.make_project(project, 0)
+        service_file = project / "service.json"
+        data = json.loads(service_file.read_text())
+        data["serving"]["workers"] = "auto"
+        service_file.write_text(json.dumps(data))
+        add_reference(project)
+        script = project / "load.lua"
+        script.write_text(bench.WRK_SCRIPT % {"rows": project / "rows.jsonl", "path": "/predict"})
+        modes = {
+            "on": {"MLSHIP_DRIFT": "on", "MLSHIP_PREDICTION_LOG": "stdout"},
+            "off": {"MLSHIP_DRIFT": "off", "MLSHIP_PREDICTION_LOG": "off"},
+        }
+        figures: dict[str, dict[str, list[float]]] = {m: {"p50_1_ms": [], "rps_16": []} for m in modes}
+        with contextlib.ExitStack() as stack:
+            ports = {
+                mode: start(stack, project, python, project / f"{mode}.log", env)
+                for mode, env in modes.items()
+            }
+            for port in ports.values():
+                bench.wrk(port, 16, 1, script)  # warm-up
+            for round_ in range(1, args.rounds + 1):
+                order = list(modes) if round_ % 2 else list(reversed(modes))
+                for mode in order:
+                    one = bench.wrk(ports[mode], 1, args.duration, script)
+                    many = bench.wrk(ports[mode], 16, args.duration, script)
+                    figures[mode]["p50_1_ms"].append(one["p50_us"] / 1000)
+                    figures[mode]["rps_16"].append(many["rps"])
+                    print(
+                        f"round {round_} {mode:>3}: p50 at 1 client {one['p50_us'] / 1000:.3f} ms, "
+                        f"{many['rps']:.0f} req/s at 16",
+                        file=sys.stderr,
+                    )
+            logged = sum(1 for line in (project / "on.log").open() if '"event":"prediction"' in line)
+            metrics = bench.request(ports["on"], "GET", "/metrics")[1].decode()
+            counted = sum(
+                int(float(line.rsplit(" ", 1)[1]))
+                for line in metrics.splitlines()
+                if line.startswith("mlship_feature_rows_total{") and 'feature="f0"' in line
+            )
+    result: dict[str, Any] = {
+        "rounds": args.rounds,
+        "p50_1_client_ms": {m: statistics.median(f["p50_1_ms"]) for m, f in figures.items()},
+        "rps_16_clients": {m: statistics.median(f["rps_16"]) for m, f in figures.items()},
+        "p50_ratio_on_off": statistics.median(
+            on / off for on, off in zip(figures["on"]["p50_1_ms"], figures["off"]["p50_1_ms"], strict=True)
+        ),
+        "rps_ratio_on_off": statistics.median(
+            on / off for on, off in zip(figures["on"]["rps_16"], figures["off"]["rps_16"], strict=True)
+        ),
+        "prediction_records_logged": logged,
+        "rows_counted_feature_f0": counted,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"p50 at 1 client: on {result['p50_1_client_ms']['on']:.3f} ms, off "
+            f"{result['p50_1_client_ms']['off']:.3f} ms "
+            f"(on/off median ratio {result['p50_ratio_on_off']:.3f})\n"
+            f"req/s at 16 clients: on {result['rps_16_clients']['on']:.0f}, off "
+            f"{result['rps_16_clients']['off']:.0f} "
+            f"(on/off median ratio {result['rps_ratio_on_off']:.3f})\n"
+            f"check: {logged} prediction records logged, {counted} rows of f0 counted into drift bins"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
