@@ -139,3 +139,9 @@ def test_committed_json_schema_is_current() -> None:
     assert committed == json.loads(json.dumps(json_schema())), (
         "run scripts/update-schema and commit the result"
     )
+
+
+def test_a_duplicate_key_with_braces_is_named_as_written() -> None:
+    # found by hypothesis: the message used to go through str.format, and '{' in a key broke it
+    error = error_for("'{x}': 1\n'{x}': 2\n")
+    assert error.message == "mlship.yaml:2 duplicate key '{x}' (first at line 1)"

@@ -287,6 +287,9 @@ class Project(BaseModel):
 # --- YAML with line numbers and duplicate-key detection -------------------------------------------------
 
 
+_FILE = "\x00file\x00"  # where the file name goes once it is known (the loader does not know it)
+
+
 class _LineLoader(yaml.SafeLoader):
     pass
 
@@ -297,7 +300,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise ConfigError(
-                f"{{file}}:{key_node.start_mark.line + 1} duplicate key '{key}' (first at line {seen[key]})",
+                f"{_FILE}:{key_node.start_mark.line + 1} duplicate key '{key}' (first at line {seen[key]})",
                 hint="keep one of the two entries",
             )
         seen[key] = key_node.start_mark.line + 1
@@ -376,7 +379,7 @@ def _parse_config(text: str, file: str) -> ProjectConfig:
         root = yaml.compose(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except ConfigError as error:
-        error.message = error.message.format(file=file)
+        error.message = error.message.replace(_FILE, file, 1)  # not str.format: the key may hold braces
         raise
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
