@@ -140,7 +140,7 @@ def test_core_kinds_pass_kubernetes_validate_strict(
 ) -> None:
     files = []
     for path, text in tree.items():
-        if yaml.safe_load(text)["kind"] in CORE_KINDS:
+        if yaml.safe_load(text).get("kind") in CORE_KINDS:
             target = tmp_path / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
@@ -241,3 +241,21 @@ def test_a_wrong_kubernetes_setting_names_its_field(snippet: str, field: str) ->
 def test_the_kubernetes_section_has_defaults() -> None:
     k8s = parse_config("name: m\nevaluation: {target: y, metrics: {f1: {min: 0.8}}}\n").kubernetes
     assert (k8s.namespace, k8s.replicas, k8s.output) == ("default", 2, "deploy/k8s")
+
+
+def test_the_monitoring_overlay_carries_the_shipped_rules(tree: dict[str, str]) -> None:
+    # the rules themselves pass promtool check/test in tests/integration/test_monitor_rules.py
+    from mlship.ops.monitor.rules import alertmanager_example, rules_document
+
+    files = documents(tree)
+    assert files["monitoring/prometheusrule.yaml"] == rules_document(None, "kubernetes", SPEC.name)
+    assert files["monitoring/prometheus-rules.yaml"] == rules_document(None, "prometheus", SPEC.name)
+    assert files["monitoring/alertmanager.example.yaml"] == alertmanager_example()
+    resources = files["monitoring/kustomization.yaml"]["resources"]
+    assert resources == ["prometheusrule.yaml", "servicemonitor.yaml"]
+    alerts = {
+        rule.get("alert")
+        for group in files["monitoring/prometheusrule.yaml"]["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    assert {"MlshipFeatureDrift", "MlshipCanaryWorseThanLive", "MlshipHighFallbackRate"} <= alerts

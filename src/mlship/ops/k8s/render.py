@@ -3,7 +3,8 @@
     base/            per version: Deployment, Service, HorizontalPodAutoscaler; the stable Service; a PDB
     gateway-api/     base + an HTTPRoute: weighted backendRefs carry the split, `x-model-version` pins one
     kserve/          an InferenceService per version running the image as a custom predictor
-    monitoring/      a ServiceMonitor scraping /metrics of every version's pods
+    monitoring/      a ServiceMonitor scraping /metrics of every version's pods and the shipped alert rules
+                     as a PrometheusRule (the same rules as a plain file and an Alertmanager example beside)
 
 Pure functions, no I/O: the same state gives the same bytes (no timestamps), so rewriting is idempotent.
 """
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel
 
 from mlship import __version__
+from mlship.ops.monitor.rules import alertmanager_example, rules_document
 from mlship.project.config import ProjectConfig
 
 APP_UID = 10001  # the image's user (build/dockerfile.py APP_UID)
@@ -291,11 +293,17 @@ def render_tree(config: ProjectConfig, spec: TreeSpec) -> dict[str, str]:
     objects["base/pdb.yaml"] = disruption_budget(config, spec.name)
     objects["gateway-api/httproute.yaml"] = http_route(config, spec)
     objects["monitoring/servicemonitor.yaml"] = service_monitor(spec)
+    # the shipped rules: as a PrometheusRule (applied with the ServiceMonitor), and for a Prometheus
+    # without the operator the same rules as a plain rule file, beside an Alertmanager example
+    objects["monitoring/prometheusrule.yaml"] = rules_document(None, "kubernetes", spec.name)
+    objects["monitoring/prometheus-rules.yaml"] = rules_document(None, "prometheus", spec.name)
+    objects["monitoring/alertmanager.example.yaml"] = alertmanager_example()
     namespace = config.kubernetes.namespace
     base = sorted(path.removeprefix("base/") for path in objects if path.startswith("base/"))
     kserve = sorted(path.removeprefix("kserve/") for path in objects if path.startswith("kserve/"))
     objects["base/kustomization.yaml"] = kustomization(base, namespace)
     objects["gateway-api/kustomization.yaml"] = kustomization(["../base", "httproute.yaml"], namespace)
     objects["kserve/kustomization.yaml"] = kustomization(kserve, namespace)
-    objects["monitoring/kustomization.yaml"] = kustomization(["servicemonitor.yaml"], namespace)
+    monitoring = ["prometheusrule.yaml", "servicemonitor.yaml"]
+    objects["monitoring/kustomization.yaml"] = kustomization(monitoring, namespace)
     return {path: _dump(spec.summary, objects[path]) for path in sorted(objects)}
