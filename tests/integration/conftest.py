@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -101,6 +102,11 @@ class PrivateRegistry:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # The port is fixed (podman must know it as insecure): a registry left there by another test run
+        # on this machine would answer in place of ours, with its own tags. Refuse that plainly.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", int(self.host.rsplit(":", 1)[1]))) == 0:
+                pytest.fail(f"{self.host} is already taken (another test run's registry?); stop it first")
         log = (self.folder / "registry.log").open("ab")
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(self.config)], stdout=log, stderr=log
@@ -110,6 +116,7 @@ class PrivateRegistry:
             try:
                 with Registry(self.host, timeout=1) as registry:
                     registry.ping()
+                assert self.process.poll() is None, f"our registry exited; see {self.folder / 'registry.log'}"
                 return
             except MlshipError:
                 time.sleep(0.1)
