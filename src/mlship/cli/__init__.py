@@ -49,6 +49,8 @@ COMMANDS = (
     "deploy",
     "releases",
     "verify",
+    "score",
+    "retrain",
 )
 
 
