@@ -8,6 +8,7 @@ MlshipError (exit 1)
 ├── EngineUnavailable (6)      no container engine answers
 ├── BuildFailed (7)            freeze, Dockerfile or image build failed
 ├── RegistryError (8)          the registry refused, was unreachable, or a push failed
+├── DataGuardBreach (11)       retrain: new data breached a guard (rows, columns, nulls, age, balance, shift)
 ├── DataError (1)              test data missing, unreadable or not matching the schema
 └── NotebookError (1)          a notebook could not be executed or converted
 """
@@ -27,6 +28,7 @@ class ExitCode(IntEnum):
     NO_ENGINE = 6
     BUILD_FAILED = 7
     REGISTRY_ERROR = 8
+    DATA_GUARD = 11
     INTERRUPTED = 130
 
 
@@ -85,6 +87,12 @@ class RegistryError(MlshipError):
     """The registry was unreachable, refused a request, or a push reported an error."""
 
     exit_code = ExitCode.REGISTRY_ERROR
+
+
+class DataGuardBreach(MlshipError):
+    """`mlship retrain`: the new training data breached a data guard; nothing was trained or written."""
+
+    exit_code = ExitCode.DATA_GUARD
 
 
 class DataError(MlshipError):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-Phase = Literal["load", "predict", "close"]
+Phase = Literal["load", "predict", "train", "close"]
 ScoreKind = Literal["proba", "decision"]
 
 
@@ -64,7 +64,10 @@ class ModelProcess:
     Use as a context manager: entering starts the child and calls `Model().load(artifacts)`, leaving ends it.
     """
 
-    def __init__(self, solution: Path, artifacts: Path, *, timeout_s: float, cwd: Path | None = None) -> None:
+    def __init__(
+        self, solution: Path, artifacts: Path, *, timeout_s: float, cwd: Path | None = None, load: bool = True
+    ) -> None:
+        self.load_on_start = load
         self.solution = Path(solution).resolve()
         self.artifacts = Path(artifacts).resolve()
         self.timeout_s = timeout_s
@@ -111,6 +114,8 @@ class ModelProcess:
             os.close(from_child_w)
         self._writer = os.fdopen(to_child_w, "wb")
         self._reader = os.fdopen(from_child_r, "rb")
+        if not self.load_on_start:
+            return
         info = self._call("load", ("load", str(self.artifacts)))
         self._classes = info["classes"]
         self.methods = list(info["methods"])
@@ -130,6 +135,11 @@ class ModelProcess:
                 hint="return one row of scores per input row",
             )
         return Predictions(labels=labels, scores=values, score_kind=kind)
+
+    def train(self, data_dir: Path, file: str) -> None:
+        """Run solution.py's retrain(data_dir, artifacts), or train(data_dir) and save what it returns into
+        the artefacts folder (save(model, artifacts), else joblib to artifacts/file); bounded by timeout_s."""
+        self._call("train", ("train", str(data_dir), str(self.artifacts), file))
 
     def close(self) -> None:
         """Ask the child to finish (collecting its peak memory), and make sure it is gone."""
