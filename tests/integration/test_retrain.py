@@ -86,3 +86,34 @@ def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
     assert not refused["blessed"] and "does not beat the live champion v1" in refused["reason"]
     assert folder_digest(project) == files
     assert snapshot(registry_url, repo) == before
+
+
+def test_score_with_a_release_reads_its_model_from_the_registry(
+    released: tuple[Path, str], registry_url: str, tmp_path: Path
+) -> None:
+    import joblib
+    import pandas as pd
+
+    project, _ = released
+    rows = pd.read_csv(project / "data" / "test.csv").drop(columns=["label"])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "scores.parquet"
+    result = mlship(
+        "score",
+        str(tmp_path / "rows.csv"),
+        "--out",
+        str(out),
+        "--version",
+        "live",
+        "-C",
+        str(project),
+        "--registry",
+        registry_url,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["model_version"] == "v1"
+    scored = pd.read_parquet(out)
+    released_model = joblib.load(project / "model" / "model.joblib")  # the weak model deployed as v1
+    assert list(scored["prediction"]) == list(released_model.predict(rows))
+    assert set(scored["model_version"]) == {"v1"}
