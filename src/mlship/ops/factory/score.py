@@ -10,8 +10,11 @@ so memory is bounded by the chunk size, not the input's. `--engine spark` hands 
 
 from __future__ import annotations
 
+import queue
 import resource
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +105,66 @@ def _progress(reader: ChunkReader) -> Any:
     )
 
 
+def _checked(
+    reader: ChunkReader, schema: dict[str, Any], source: str
+) -> Iterator[tuple[int, pd.DataFrame, pd.DataFrame]]:
+    """(rows read, valid rows, refused rows) per chunk."""
+    offset = 0
+    for chunk in reader:
+        valid, refused = split_rows(chunk, schema, offset, source)
+        offset += len(chunk)
+        yield len(chunk), valid, refused
+
+
+class _Prefetch:
+    """Read and check the next chunk in a thread while the model predicts this one (one chunk ahead at
+    most, so memory stays bounded); the reader's errors are raised in the caller."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlship-score-reader", daemon=True)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            self._put(error)
+            return
+        self._put(self._END)
+
+    def __enter__(self) -> Iterator[Any]:
+        self._thread.start()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def score_local(
     source: ModelSource, data: Path, out: Path, rejects: Path, chunk_rows: int, timeout_s: float
 ) -> ScoreResult:
@@ -114,15 +177,14 @@ def score_local(
     writers = _Writers(out, rejects)
     rows = scored = rejected = 0
     with ExitStack() as stack:
+        chunks = stack.enter_context(_Prefetch(_checked(reader, source.schema, str(data))))
         model = stack.enter_context(
             ModelProcess(source.solution, source.artifacts, timeout_s=timeout_s, cwd=source.cwd)
         )
         progress = stack.enter_context(_progress(reader))
         task = progress.add_task("score", total=None, rows=0)
-        for chunk in reader:
-            valid, refused = split_rows(chunk, source.schema, rows, str(data))
-            rows += len(chunk)
-            del chunk
+        for size, valid, refused in chunks:
+            rows += size
             if len(refused):
                 writers.reject(refused)
                 rejected += len(refused)
