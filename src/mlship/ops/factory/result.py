@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -28,6 +30,33 @@ class ScoreResult(BaseModel):
     rows_per_second: float
     max_rss_mb: float | None = None
     model_max_rss_mb: float | None = None
+
+    @classmethod
+    def counted(
+        cls,
+        started: float,
+        paths: tuple[Path, Path, Path],
+        engine: Engine,
+        scored: int,
+        rejected: int,
+        **more: Any,
+    ) -> ScoreResult:
+        """The result of a run begun at `started` (perf_counter) over (input, output, rejects)."""
+        seconds = time.perf_counter() - started
+        rows = scored + rejected
+        data, out, rejects = paths
+        return cls(
+            input=str(data),
+            output=str(out),
+            rejects=str(rejects),
+            engine=engine,
+            rows=rows,
+            scored=scored,
+            rejected=rejected,
+            seconds=round(seconds, 3),
+            rows_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
+            **more,
+        )
 
 
 def reason_column(reason: str) -> str:

@@ -196,20 +196,15 @@ def score_local(
             progress.update(task, completed=reader.done, total=reader.total, rows=rows)
         writers.close(columns)
     model_rss = model.stats.max_rss_kb
-    seconds = time.perf_counter() - started
-    return ScoreResult(
-        input=str(data),
-        output=str(out),
-        rejects=str(rejects),
-        engine="local",
+    return ScoreResult.counted(
+        started,
+        (data, out, rejects),
+        "local",
+        scored,
+        rejected,
         model_version=source.version,
-        rows=rows,
-        scored=scored,
-        rejected=rejected,
         reject_reasons=writers.reasons,
         chunk_rows=chunk_rows,
-        seconds=round(seconds, 3),
-        rows_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
         max_rss_mb=_max_rss_mb(),
         model_max_rss_mb=round(model_rss / 1024, 1) if model_rss else None,
     )

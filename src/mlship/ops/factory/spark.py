@@ -178,20 +178,13 @@ def score_spark(source: ModelSource, data: Path, out: Path, rejects: Path, chunk
         scored_rows = good.count()
     finally:
         scored.unpersist()
-    rejected = sum(reasons.values())
-    seconds = time.perf_counter() - started
-    rows = scored_rows + rejected
-    return ScoreResult(
-        input=str(data),
-        output=str(out),
-        rejects=str(rejects),
-        engine="spark",
+    return ScoreResult.counted(
+        started,
+        (data, out, rejects),
+        "spark",
+        scored_rows,
+        sum(reasons.values()),
         model_version=source.version,
-        rows=rows,
-        scored=scored_rows,
-        rejected=rejected,
         reject_reasons=reasons,
         chunk_rows=chunk_rows,
-        seconds=round(seconds, 3),
-        rows_per_second=round(rows / seconds, 1) if seconds > 0 else 0.0,
     )
