@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mlship.cli import app
 from tests.gate_projects import TARGET, make_frame, make_project
+from tests.integration.conftest import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,7 +21,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def spark() -> Iterator[None]:
     """One Spark session for the module (mlship's session() reuses it); stopped at the end."""
-    pytest.importorskip("pyspark")
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        unavailable("pyspark (pip install -e '.[dev]') or java (scripts/ops-tools.sh) is missing")
     from mlship.ops.factory.spark import session
 
     started = session()
