@@ -88,7 +88,13 @@ class _Writers:
 
 
 def _max_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident memory: VmHWM on Linux (ru_maxrss there also counts the memory of the
+    process that started this one, at its exec), else ru_maxrss."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+        return round(int(status.split("VmHWM:")[1].split()[0]) / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _progress(reader: ChunkReader) -> Any:
