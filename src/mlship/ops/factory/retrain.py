@@ -161,7 +161,10 @@ def _values(metrics: list[MetricResult]) -> dict[str, float | None]:
 
 
 def _verdict(
-    challenger: list[MetricResult], comparison: list[MetricComparison], champion: Champion | None
+    challenger: list[MetricResult],
+    comparison: list[MetricComparison],
+    champion: Champion | None,
+    registry: bool,
 ) -> str:
     below = [m for m in challenger if not m.passed]
     if below:
@@ -173,7 +176,10 @@ def _verdict(
         )
     if worse:
         return "; ".join(f"{c.metric}: {c.detail}" for c in worse)
-    against = f"beats the live champion {champion.version}" if champion else "nothing is live yet"
+    if champion is not None:
+        against = f"beats the live champion {champion.version}"
+    else:
+        against = "nothing is live yet" if registry else "no registry to compare with (image.registry unset)"
     return f"blessed: meets every threshold and {against}"
 
 
@@ -225,7 +231,7 @@ def retrain(
         result = RetrainResult(
             blessed=blessed,
             blessing=None,
-            reason=_verdict(challenger, comparison, champion),
+            reason=_verdict(challenger, comparison, champion, bool(registry or config.image.registry)),
             guards=guards,
             challenger=challenger,
             champion=champion,
