@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from mlship.build.context import blessing_label, manifest_sha256
 from mlship.cli import app
+from mlship.project.config import load_project
 from tests.gate_projects import TARGET, folder_digest, make_frame, make_retrain_project
 
 FRESHNESS = "retrain:\n  guards: {time_column: ts, max_age_hours: 48}\n"
@@ -98,9 +100,11 @@ def test_clean_data_blesses_the_challenger_with_its_record(runner: CliRunner, tm
     assert record["data_sha256"] == report["data_sha256"] and len(record["holdout_sha256"]) == 64
     assert {metric["name"] for metric in record["challenger"]} == {"f1", "roc_auc", "accuracy"}
     after = folder_digest(project)
-    assert (
-        after["model/model.joblib"] != before["model/model.joblib"]
-    )  # the challenger is now the project's model
+    # the challenger is now the project's model, hashed as `mlship build` hashes it, so the build labels it
+    assert after["model/model.joblib"] != before["model/model.joblib"]
+    model_sha256 = manifest_sha256({"model/model.joblib": after["model/model.joblib"]})
+    assert record["artifacts_sha256"] == model_sha256
+    assert blessing_label(load_project(project), model_sha256) is not None
 
 
 def test_a_challenger_below_its_thresholds_is_refused_with_exit_5_and_nothing_written(

@@ -254,3 +254,28 @@ def test_the_real_runtime_folder_is_a_package_with_its_requirements() -> None:
     runtime = context.runtime_source()
     assert (runtime / "__main__.py").is_file(), "the serving runtime must run as `python -m mlship_serving`"
     assert (runtime / "requirements.txt").is_file()
+
+
+def test_a_blessing_of_exactly_these_artefacts_is_carried_as_a_label(
+    tmp_path: Path, fake_runtime: Path
+) -> None:
+    import json
+
+    project, lock = make_project(tmp_path / "project")
+    staged = stage_context(project, lock, tmp_path / "ctx0", base_image="python:3.11-slim")
+    assert "dev.mlship.blessing" not in staged.labels
+    record = {
+        "blessed": True,
+        "artifacts_sha256": staged.model_sha256,
+        "data_sha256": "d" * 64,
+        "champion": {"version": "v3", "digest": "sha256:abc"},
+        "challenger": [{"name": "f1", "value": 0.9}],
+    }
+    (project.root / "blessing.json").write_text(json.dumps(record))
+    blessed = stage_context(project, lock, tmp_path / "ctx1", base_image="python:3.11-slim")
+    label = json.loads(blessed.labels["dev.mlship.blessing"])
+    assert label["champion"] == {"version": "v3", "digest": "sha256:abc"} and label["metrics"] == {"f1": 0.9}
+    assert label["sha256"] == hashlib.sha256((project.root / "blessing.json").read_bytes()).hexdigest()
+    (project.root / "model" / "threshold.txt").write_text("0.7")  # the model changed since the blessing
+    stale = stage_context(project, lock, tmp_path / "ctx2", base_image="python:3.11-slim")
+    assert "dev.mlship.blessing" not in stale.labels
