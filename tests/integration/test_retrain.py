@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
 from mlship.project.scaffold import create_project
 from tests.gate_projects import folder_digest
@@ -55,6 +56,8 @@ def released(tmp_path: Path, registry_url: str, base_image: str) -> Iterator[tup
     with Registry(registry_url) as client:
         for digest in set(snapshot(registry_url, name).values()) - {None}:
             client.delete_manifest(name, str(digest))
+    for ref in (f"{registry_url}/{name}:v1", f"{name}:v1", f"{name}:dev"):  # the images the deploy left
+        image.remove(ref)
 
 
 def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
