@@ -144,3 +144,41 @@ def solution_with(predict_body: str, *, load_body: str = "pass") -> str:
 def line_of(source: str, fragment: str) -> int:
     """The 1-based line of `fragment` in `source`."""
     return next(number for number, line in enumerate(source.splitlines(), 1) if fragment in line)
+
+
+TRAIN_FUNCTION = '''
+
+def train(data_dir):
+    """Fit the fraud pipeline on data_dir/train.csv (what `mlship retrain` calls)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = pd.read_csv(Path(data_dir) / "train.csv")
+    features = ColumnTransformer(
+        [
+            ("num", StandardScaler(), ["amount", "items"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["channel"]),
+        ]
+    )
+    model = make_pipeline(features, LogisticRegression(max_iter=1000))
+    return model.fit(frame[["amount", "items", "channel"]], frame["is_fraud"])
+'''
+
+
+def make_retrain_project(root: Path, **yaml_options: Any) -> Path:
+    """A project whose solution.py also has train(data_dir), as `mlship init` and the converter write it."""
+    return make_project(root, solution=GOOD_SOLUTION + TRAIN_FUNCTION, **yaml_options)
+
+
+def folder_digest(root: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under root: 'nothing written' is this staying the same."""
+    import hashlib
+
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }

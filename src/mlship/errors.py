@@ -10,6 +10,7 @@ MlshipError (exit 1)
 ├── RegistryError (8)          the registry refused, was unreachable, or a push failed
 ├── NotReleased (9)            a version the registry does not hold (ops.k8s: canary)
 ├── NoCanary (10)              move / promote / abort with no canary under way
+├── DataGuardBreach (11)       retrain: new data breached a guard (rows, columns, nulls, age, balance, shift)
 ├── DataError (1)              test data missing, unreadable or not matching the schema
 └── NotebookError (1)          a notebook could not be executed or converted
 """
@@ -31,6 +32,7 @@ class ExitCode(IntEnum):
     REGISTRY_ERROR = 8
     NOT_RELEASED = 9
     NO_CANARY = 10
+    DATA_GUARD = 11
     INTERRUPTED = 130
 
 
@@ -101,6 +103,12 @@ class NoCanary(MlshipError):
     """A rollout step that needs a canary, with none under way."""
 
     exit_code = ExitCode.NO_CANARY
+
+
+class DataGuardBreach(MlshipError):
+    """`mlship retrain`: the new training data breached a data guard; nothing was trained or written."""
+
+    exit_code = ExitCode.DATA_GUARD
 
 
 class DataError(MlshipError):

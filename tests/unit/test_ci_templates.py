@@ -32,7 +32,11 @@ def test_github_workflow_runs_gate_on_prs_and_deploy_on_main(ci_project: Path) -
 
 @pytest.mark.parametrize(
     ("file", "schema"),
-    [(".github/workflows/mlship.yml", "vendor.github-workflows"), (".gitlab-ci.yml", "vendor.gitlab-ci")],
+    [
+        (".github/workflows/mlship.yml", "vendor.github-workflows"),
+        (".github/workflows/mlship-retrain.yml", "vendor.github-workflows"),
+        (".gitlab-ci.yml", "vendor.gitlab-ci"),
+    ],
 )
 def test_ci_files_pass_their_schema(ci_project: Path, file: str, schema: str) -> None:
     result = subprocess.run(
@@ -49,6 +53,23 @@ def test_gitlab_ci_jobs(ci_project: Path) -> None:
     assert "mlship test --junit mlship-junit.xml" in gitlab["mlship-gate"]["script"]
     assert gitlab["mlship-gate"]["artifacts"]["reports"]["junit"] == "mlship-junit.xml"
     assert gitlab["mlship-deploy"]["script"] == ["mlship deploy --json"]
+
+
+def test_scheduled_retrain_jobs_retrain_then_deploy_and_fail_on_a_breach(ci_project: Path) -> None:
+    github = yaml.safe_load((ci_project / ".github/workflows/mlship-retrain.yml").read_text())
+    assert github[True]["schedule"] == [{"cron": "0 3 * * 1"}] and "workflow_dispatch" in github[True]
+    steps = github["jobs"]["retrain"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    retrain = next(i for i, run in enumerate(runs) if "mlship retrain --data" in run)
+    assert "set -o pipefail" in runs[retrain]  # exit 11 or 5 fails the step, through the tee
+    assert runs[-1] == "mlship deploy --json" and retrain < len(runs) - 1
+    gitlab = yaml.safe_load((ci_project / ".gitlab-ci.yml").read_text())
+    job = gitlab["mlship-retrain"]
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    assert job["script"][0].startswith('mlship retrain --data "$MLSHIP_RETRAIN_DATA"')
+    assert job["script"][-1] == "mlship deploy --json"
+    for other in ("mlship-gate", "mlship-deploy"):  # a scheduled pipeline runs only the retrain
+        assert gitlab[other]["rules"][0] == {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"}
 
 
 def test_pre_push_hook(tmp_path: Path) -> None:

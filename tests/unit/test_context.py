@@ -272,3 +272,28 @@ def test_service_json_carries_the_fallback_section_without_its_thresholds(
     assert (info.fallback.model, info.fallback.deadline_ms) == ("Spare", 120.0)
     written = json.loads((staged.directory / "service.json").read_text())["fallback"]
     assert "metrics" not in written and written["model"] == "Spare"
+
+
+def test_a_blessing_of_exactly_these_artefacts_is_carried_as_a_label(
+    tmp_path: Path, fake_runtime: Path
+) -> None:
+    import json
+
+    project, lock = make_project(tmp_path / "project")
+    staged = stage_context(project, lock, tmp_path / "ctx0", base_image="python:3.11-slim")
+    assert "dev.mlship.blessing" not in staged.labels
+    record = {
+        "blessed": True,
+        "artifacts_sha256": staged.model_sha256,
+        "data_sha256": "d" * 64,
+        "champion": {"version": "v3", "digest": "sha256:abc"},
+        "challenger": [{"name": "f1", "value": 0.9}],
+    }
+    (project.root / "blessing.json").write_text(json.dumps(record))
+    blessed = stage_context(project, lock, tmp_path / "ctx1", base_image="python:3.11-slim")
+    label = json.loads(blessed.labels["dev.mlship.blessing"])
+    assert label["champion"] == {"version": "v3", "digest": "sha256:abc"} and label["metrics"] == {"f1": 0.9}
+    assert label["sha256"] == hashlib.sha256((project.root / "blessing.json").read_bytes()).hexdigest()
+    (project.root / "model" / "threshold.txt").write_text("0.7")  # the model changed since the blessing
+    stale = stage_context(project, lock, tmp_path / "ctx2", base_image="python:3.11-slim")
+    assert "dev.mlship.blessing" not in stale.labels

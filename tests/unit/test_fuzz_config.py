@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 
 from mlship.cli import app
 from mlship.errors import ConfigError
-from mlship.project.config import KNOWN_METRICS, ProjectConfig, parse_config
+from mlship.project.config import ProjectConfig, parse_config
+from mlship.project.metric_names import KNOWN_METRICS
 from tests.gate_projects import make_frame, make_project
 
 BASE: dict[str, Any] = {

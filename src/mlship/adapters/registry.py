@@ -227,6 +227,10 @@ class Registry:
         labels = (config.get("config") or {}).get("Labels") or {}
         return {str(key): str(value) for key, value in labels.items()}
 
+    def blob(self, repo: str, digest: str) -> bytes:
+        """One blob (a layer, a config) by digest, checked against it."""
+        return self._blob(self._repo(repo), digest)
+
     def retag(self, repo: str, src_ref: str, new_tag: str) -> str:
         """Point `new_tag` at the manifest of `src_ref` (copied byte for byte); return its digest."""
         manifest = self.manifest(repo, src_ref)

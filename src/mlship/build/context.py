@@ -91,6 +91,7 @@ LABEL_MLSHIP_VERSION = "dev.mlship.version"
 LABEL_PYTHON = "dev.mlship.python"
 LABEL_BASE_IMAGE = "dev.mlship.base.image"
 LABEL_MODEL_SHA256 = "dev.mlship.model.sha256"
+LABEL_BLESSING = "dev.mlship.blessing"  # `mlship retrain`'s record, when it blessed exactly this model
 LABEL_MODEL_FORMAT = "dev.mlship.model.format"
 LABEL_SCHEMA_SHA256 = "dev.mlship.schema.sha256"
 LABEL_REQUIREMENTS_SHA256 = "dev.mlship.requirements.sha256"
@@ -329,6 +330,9 @@ def stage_context(
         LABEL_REQUIREMENTS_SHA256: requirements_sha256,
         LABEL_FILES_SHA256: files_sha256,
     }
+    blessing = blessing_label(project, model_sha256)
+    if blessing is not None:
+        labels[LABEL_BLESSING] = blessing
     if config.model.format == "skops":
         labels[LABEL_MODEL_TRUSTED_TYPES] = json.dumps(
             files.trusted_types, sort_keys=True, separators=(",", ":")
@@ -370,6 +374,37 @@ def stage_context(
         local_modules=files.local_modules,
         left_out=files.left_out,
     )
+
+
+def blessing_label(project: Project, model_sha256: str) -> str | None:
+    """The blessing record (retrain.blessing) as compact JSON, when it blessed these very artefacts; a
+    record left from an earlier model is not carried."""
+    path = project.root / project.config.retrain.blessing
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(record, dict)
+        or not record.get("blessed")
+        or record.get("artifacts_sha256") != model_sha256
+    ):
+        return None
+    champion = record.get("champion") or {}
+    summary = {
+        "sha256": sha256_file(path),
+        "created": record.get("created"),
+        "data_sha256": record.get("data_sha256"),
+        "holdout_sha256": record.get("holdout_sha256"),
+        "git_revision": record.get("git_revision"),
+        "champion": {"version": champion.get("version"), "digest": champion.get("digest")}
+        if champion
+        else None,
+        "metrics": {
+            m.get("name"): m.get("value") for m in record.get("challenger") or [] if isinstance(m, dict)
+        },
+    }
+    return json.dumps(summary, sort_keys=True, separators=(",", ":"))
 
 
 def _relative(path: Path, root: Path, field: str) -> str:

@@ -51,6 +51,8 @@ COMMANDS = (
     "verify",
     "rollout",
     "monitor",
+    "score",
+    "retrain",
 )
 
 

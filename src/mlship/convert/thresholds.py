@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from mlship.project.config import LOWER_IS_BETTER, UNIT_INTERVAL_METRICS
+from mlship.project.metric_names import LOWER_IS_BETTER, UNIT_INTERVAL_METRICS
 
 MARGIN = 0.02  # thresholds sit 2 % (of the achieved value) on the safe side of it
 

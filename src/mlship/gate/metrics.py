@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from mlship.errors import ConfigError, DataError, TestsFailed
-from mlship.project.config import LOWER_IS_BETTER, REGRESSION_METRICS, Evaluation, Threshold
+from mlship.project.config import Evaluation, Threshold
+from mlship.project.metric_names import LOWER_IS_BETTER, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     import numpy as np

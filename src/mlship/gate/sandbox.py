@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-Phase = Literal["load", "predict", "close"]
+Phase = Literal["load", "predict", "train", "close"]
 ScoreKind = Literal["proba", "decision"]
 
 
@@ -72,7 +72,9 @@ class ModelProcess:
         timeout_s: float,
         cwd: Path | None = None,
         model_class: str = "Model",
+        load: bool = True,
     ) -> None:
+        self.load_on_start = load
         self.solution = Path(solution).resolve()
         self.model_class = model_class  # another class of solution.py: the spare (fallback.model)
         self.artifacts = Path(artifacts).resolve()
@@ -120,6 +122,8 @@ class ModelProcess:
             os.close(from_child_w)
         self._writer = os.fdopen(to_child_w, "wb")
         self._reader = os.fdopen(from_child_r, "rb")
+        if not self.load_on_start:
+            return
         info = self._call("load", ("load", str(self.artifacts), self.model_class))
         self._classes = info["classes"]
         self.methods = list(info["methods"])
@@ -139,6 +143,11 @@ class ModelProcess:
                 hint="return one row of scores per input row",
             )
         return Predictions(labels=labels, scores=values, score_kind=kind)
+
+    def train(self, data_dir: Path, file: str) -> None:
+        """Run solution.py's retrain(data_dir, artifacts), or train(data_dir) and save what it returns into
+        the artefacts folder (save(model, artifacts), else joblib to artifacts/file); bounded by timeout_s."""
+        self._call("train", ("train", str(data_dir), str(self.artifacts), file))
 
     def close(self) -> None:
         """Ask the child to finish (collecting its peak memory), and make sure it is gone."""

@@ -4,6 +4,10 @@ Run as ``python -m mlship.gate.sandbox_child FD_IN FD_OUT SOLUTION``. Requests a
 
     ("load", artifacts)            → ("ok", {"classes": [...] | None, "methods": [...]})
     ("predict", frame, scores)     → ("ok", (labels, scores | None, "proba" | "decision" | None))
+    ("train", data_dir, artifacts, file)
+                                   → ("ok", None): retrain(data_dir, artifacts) if solution.py defines it,
+                                     else train(data_dir) and its result saved by save(model, artifacts)
+                                     or, without save, with joblib.dump to artifacts/file
     ("close",)                     → ("ok", {"max_rss_kb": int}) and the process ends
     any request raising            → ("error", {"type", "message", "line", "function", "code"})
     user code calling sys.exit(N)  → ("exit", {"code": N, "line", "function"}) and the process ends with N
@@ -69,6 +73,26 @@ def _load(solution: Path, artifacts: str, class_name: str = "Model") -> tuple[An
     return model, {"classes": None if classes is None else list(classes), "methods": methods}
 
 
+def _train(solution: Path, data_dir: str, artifacts: str, file: str) -> None:
+    module = _import_solution(solution)
+    folder = Path(artifacts)
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(module, "retrain"):
+        module.retrain(Path(data_dir), folder)
+        return
+    if not hasattr(module, "train"):
+        raise AttributeError(
+            f"{solution.name} defines neither train(data_dir) nor retrain(data_dir, artifacts)"
+        )
+    fitted = module.train(Path(data_dir))
+    if hasattr(module, "save"):
+        module.save(fitted, folder)
+        return
+    import joblib
+
+    joblib.dump(fitted, folder / file)
+
+
 def _predict(model: Any, frame: Any, want_scores: bool) -> tuple[Any, Any, str | None]:
     import numpy as np
 
@@ -123,6 +147,9 @@ def serve(reader: BinaryIO, writer: BinaryIO, solution: Path) -> int:
             if kind == "load":
                 model, info = _load(solution, *request[1:3])  # artifacts[, class name]
                 reply: tuple[Any, ...] = ("ok", info)
+            elif kind == "train":
+                _train(solution, request[1], request[2], request[3])
+                reply = ("ok", None)
             elif kind == "predict":
                 reply = ("ok", _predict(model, request[1], request[2]))
             elif kind == "close":

@@ -20,30 +20,14 @@ from pydantic import (
 
 from mlship.errors import ConfigError
 from mlship.project.kubernetes import KubernetesSpec
+from mlship.project.metric_names import (
+    KNOWN_METRICS,
+    UNIT_INTERVAL_METRICS,
+)
+from mlship.project.retrain import Retrain
 
 CONFIG_FILE = "mlship.yaml"
 
-CLASSIFICATION_METRICS = frozenset(
-    {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "log_loss",
-        "f1_macro",
-        "f1_weighted",
-        "precision_macro",
-        "recall_macro",
-        "roc_auc_ovr",
-        "balanced_accuracy",
-    }
-)
-REGRESSION_METRICS = frozenset({"rmse", "mae", "r2", "mape"})
-KNOWN_METRICS = CLASSIFICATION_METRICS | REGRESSION_METRICS
-# Metrics that only take values in [0, 1]: a threshold outside that range is a typo ("80" for 0.80).
-UNIT_INTERVAL_METRICS = CLASSIFICATION_METRICS - {"log_loss"}
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -211,6 +195,7 @@ class ProjectConfig(_Model):
     serving: Serving = Field(default_factory=Serving)
     fallback: Fallback | None = None
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    retrain: Retrain = Field(default_factory=Retrain)
 
     @field_validator("name")
     @classmethod

@@ -131,7 +131,11 @@ def _move_into(rendered: Path, target: Path) -> list[str]:
     return files
 
 
-CI_FILES = {"github-workflow.yml": ".github/workflows/mlship.yml", "gitlab-ci.yml": ".gitlab-ci.yml"}
+CI_FILES = {
+    "github-workflow.yml": ".github/workflows/mlship.yml",
+    "github-retrain.yml": ".github/workflows/mlship-retrain.yml",
+    "gitlab-ci.yml": ".gitlab-ci.yml",
+}
 
 
 def render_template(relative: str, **context: str) -> str:
@@ -145,7 +149,8 @@ def render_template(relative: str, **context: str) -> str:
 
 
 def write_ci_files(project: Path, name: str, python: str) -> list[str]:
-    """Write the GitHub Actions and GitLab CI jobs: the gate on pull requests, deploy on the main branch."""
+    """Write the GitHub Actions and GitLab CI jobs: the gate on pull requests, deploy on the main branch,
+    and a scheduled retrain (guards → challenger vs live → deploy a blessed model)."""
     written = []
     for template, destination in CI_FILES.items():
         target = project / destination

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from mlship.errors import BelowBaseline, UsageError
-from mlship.project.config import LOWER_IS_BETTER
+from mlship.project.metric_names import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from mlship.adapters.registry import Registry

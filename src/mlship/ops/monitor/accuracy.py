@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from mlship.errors import DataError, UsageError
-from mlship.project.config import LOWER_IS_BETTER
+from mlship.project.metric_names import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     import numpy as np

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from mlship.project.config import LOWER_IS_BETTER
+from mlship.project.metric_names import LOWER_IS_BETTER
 
 PSI_FLOOR = 1e-4
 PREDICT = 'route="/predict"'

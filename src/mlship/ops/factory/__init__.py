@@ -1,0 +1,1 @@
+"""The model factory: batch scoring (`score`), retraining behind data guards and a champion."""

@@ -1,0 +1,122 @@
+"""`mlship retrain` against a real registry: the live champion's model is read out of its image by digest
+(no pull, no container), scored on the same held-out rows as the challenger; a better challenger is blessed,
+a worse one refused with exit 5, and the registry is never changed by either."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlship.adapters import engine as image
+from mlship.adapters.registry import Registry
+from mlship.project.scaffold import create_project
+from tests.gate_projects import folder_digest
+from tests.integration.test_deploy import make_worse, mlship
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DUMMY_TRAIN = '''
+
+def train(data_dir):  # type: ignore[no-untyped-def]
+    """A worse challenger: always the majority class."""
+    from sklearn.dummy import DummyClassifier
+
+    frame = pd.read_csv(data_dir / "train.csv")
+    return DummyClassifier(strategy="prior").fit(frame.drop(columns=[TARGET]), frame[TARGET])
+'''
+
+
+def snapshot(host: str, repo: str) -> dict[str, str | None]:
+    with Registry(host) as client:
+        return {tag: client.manifest_digest(repo, tag) for tag in client.tags(repo)}
+
+
+@pytest.fixture
+def released(tmp_path: Path, registry_url: str, base_image: str) -> Iterator[tuple[Path, str]]:
+    """A scaffolded project whose live v1 is a weak model (one feature), released to the registry under a
+    repository no other test uses; its manifests are deleted afterwards."""
+    name = f"factory-{uuid.uuid4().hex[:10]}"
+    project = create_project(name, tmp_path / name).project
+    make_worse(project)
+    config = project / "mlship.yaml"
+    config.write_text(
+        config.read_text()
+        .replace("f1: {min: 0.90}", "f1: {min: 0.0}")
+        .replace("roc_auc: {min: 0.95}", "roc_auc: {min: 0.0}")
+    )
+    deployed = mlship(
+        "deploy", str(project), "--registry", registry_url, "--base-image", base_image, "--json"
+    )
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    yield project, name
+    with Registry(registry_url) as client:
+        for digest in set(snapshot(registry_url, name).values()) - {None}:
+            client.delete_manifest(name, str(digest))
+    for ref in (f"{registry_url}/{name}:v1", f"{name}:v1", f"{name}:dev"):  # the images the deploy left
+        image.remove(ref)
+
+
+def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
+    released: tuple[Path, str], registry_url: str
+) -> None:
+    project, repo = released
+    before = snapshot(registry_url, repo)
+    assert before["live"] == before["v1"]
+    new_data = project / "data" / "train.csv"
+
+    better = mlship("retrain", "--data", str(new_data), str(project), "--registry", registry_url, "--json")
+    assert better.returncode == 0, better.stderr[-3000:]
+    report = json.loads(better.stdout)
+    assert report["blessed"], report["reason"]
+    assert report["champion"]["version"] == "v1" and report["champion"]["digest"] == before["v1"]
+    by_metric = {row["metric"]: row for row in report["comparison"]}
+    assert by_metric["roc_auc"]["challenger"] > by_metric["roc_auc"]["champion"]
+    blessing = json.loads((project / "blessing.json").read_text())
+    assert blessing["champion"]["digest"] == before["v1"] and blessing["git_revision"] is None
+    assert snapshot(registry_url, repo) == before
+
+    (project / "blessing.json").unlink()
+    solution = project / "solution.py"
+    solution.write_text(solution.read_text().replace("def train(", "def _strong_train(") + DUMMY_TRAIN)
+    files = folder_digest(project)
+    worse = mlship("retrain", "--data", str(new_data), str(project), "--registry", registry_url, "--json")
+    assert worse.returncode == 5, worse.stderr[-3000:]
+    refused = json.loads(worse.stdout)
+    assert not refused["blessed"] and "does not beat the live champion v1" in refused["reason"]
+    assert folder_digest(project) == files
+    assert snapshot(registry_url, repo) == before
+
+
+def test_score_with_a_release_reads_its_model_from_the_registry(
+    released: tuple[Path, str], registry_url: str, tmp_path: Path
+) -> None:
+    import joblib
+    import pandas as pd
+
+    project, _ = released
+    rows = pd.read_csv(project / "data" / "test.csv").drop(columns=["label"])
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "scores.parquet"
+    result = mlship(
+        "score",
+        str(tmp_path / "rows.csv"),
+        "--out",
+        str(out),
+        "--version",
+        "live",
+        "-C",
+        str(project),
+        "--registry",
+        registry_url,
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["model_version"] == "v1"
+    scored = pd.read_parquet(out)
+    released_model = joblib.load(project / "model" / "model.joblib")  # the weak model deployed as v1
+    assert list(scored["prediction"]) == list(released_model.predict(rows))
+    assert set(scored["model_version"]) == {"v1"}
