@@ -1,10 +1,14 @@
 """`mlship retrain` against a real registry: the live champion's model is read out of its image by digest
 (no pull, no container), scored on the same held-out rows as the challenger; a better challenger is blessed,
-a worse one refused with exit 5, and the registry is never changed by either."""
+a worse one refused with exit 5, and the registry is never changed by either. The blessed challenger then
+goes out with `deploy --canary 5` (live stays, the image carries the blessing); an unblessed model is
+refused with exit 5 and nothing pushed."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +17,7 @@ import pytest
 
 from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
+from mlship.ops.k8s.state import read_state
 from mlship.project.scaffold import create_project
 from tests.gate_projects import folder_digest
 from tests.integration.test_deploy import make_worse, mlship
@@ -56,12 +61,27 @@ def released(tmp_path: Path, registry_url: str, base_image: str) -> Iterator[tup
     with Registry(registry_url) as client:
         for digest in set(snapshot(registry_url, name).values()) - {None}:
             client.delete_manifest(name, str(digest))
-    for ref in (f"{registry_url}/{name}:v1", f"{name}:v1", f"{name}:dev"):  # the images the deploy left
+    left = [f"{registry_url}/{name}:{v}" for v in ("v1", "v2")] + [f"{name}:{t}" for t in ("v1", "v2", "dev")]
+    for ref in left:  # the images the deploys left
         image.remove(ref)
 
 
+def deploy_canary(project: Path, registry_url: str, base_image: str) -> subprocess.CompletedProcess[str]:
+    return mlship(
+        "deploy",
+        str(project),
+        "--canary",
+        "5",
+        "--registry",
+        registry_url,
+        "--base-image",
+        base_image,
+        "--json",
+    )
+
+
 def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
-    released: tuple[Path, str], registry_url: str
+    released: tuple[Path, str], registry_url: str, base_image: str
 ) -> None:
     project, repo = released
     before = snapshot(registry_url, repo)
@@ -79,6 +99,18 @@ def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
     assert blessing["champion"]["digest"] == before["v1"] and blessing["git_revision"] is None
     assert snapshot(registry_url, repo) == before
 
+    # the blessed challenger goes out as a 5 % canary: live stays v1, the image carries the blessing
+    canary = deploy_canary(project, registry_url, base_image)
+    assert canary.returncode == 0, canary.stderr[-3000:]
+    released_now = snapshot(registry_url, repo)
+    assert released_now["live"] == before["v1"] and released_now["v2"] not in (None, before["v1"])
+    with Registry(registry_url) as client:
+        state = read_state(client, repo)
+        label = json.loads(client.labels(repo, "v2")["dev.mlship.blessing"])
+    assert state.live == "v1" and state.canary is not None
+    assert (state.canary.version, state.canary.weight) == ("v2", 5)
+    assert label["sha256"] == hashlib.sha256((project / "blessing.json").read_bytes()).hexdigest()
+
     (project / "blessing.json").unlink()
     solution = project / "solution.py"
     solution.write_text(solution.read_text().replace("def train(", "def _strong_train(") + DUMMY_TRAIN)
@@ -88,7 +120,13 @@ def test_retrain_blesses_a_better_challenger_and_refuses_a_worse_one(
     refused = json.loads(worse.stdout)
     assert not refused["blessed"] and "does not beat the live champion v1" in refused["reason"]
     assert folder_digest(project) == files
-    assert snapshot(registry_url, repo) == before
+    assert snapshot(registry_url, repo) == released_now
+
+    # nothing blessed the model now in the project: a canary of it is refused, and nothing is pushed
+    unblessed = deploy_canary(project, registry_url, base_image)
+    assert unblessed.returncode == 5, unblessed.stderr[-3000:]
+    assert "not blessed" in json.loads(unblessed.stdout)["error"]
+    assert snapshot(registry_url, repo) == released_now
 
 
 def test_score_with_a_release_reads_its_model_from_the_registry(

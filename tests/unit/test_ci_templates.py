@@ -62,12 +62,12 @@ def test_scheduled_retrain_jobs_retrain_then_deploy_and_fail_on_a_breach(ci_proj
     runs = [step.get("run", "") for step in steps]
     retrain = next(i for i, run in enumerate(runs) if "mlship retrain --data" in run)
     assert "set -o pipefail" in runs[retrain]  # exit 11 or 5 fails the step, through the tee
-    assert runs[-1] == "mlship deploy --json" and retrain < len(runs) - 1
+    assert runs[-1] == "mlship deploy --canary 5 --allow-dirty --json" and retrain < len(runs) - 1
     gitlab = yaml.safe_load((ci_project / ".gitlab-ci.yml").read_text())
     job = gitlab["mlship-retrain"]
     assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
     assert job["script"][0].startswith('mlship retrain --data "$MLSHIP_RETRAIN_DATA"')
-    assert job["script"][-1] == "mlship deploy --json"
+    assert job["script"][-1] == "mlship deploy --canary 5 --allow-dirty --json"
     for other in ("mlship-gate", "mlship-deploy"):  # a scheduled pipeline runs only the retrain
         assert gitlab[other]["rules"][0] == {"if": '$CI_PIPELINE_SOURCE == "schedule"', "when": "never"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlship.build import context
-from mlship.build.context import stage_context
+from mlship.build.context import is_blessed, model_sha256, stage_context
 from mlship.build.requirements import FreezeResult, sha256_file
 from mlship.errors import BuildFailed
 from mlship.project.config import Project, load_project
@@ -297,3 +297,18 @@ def test_a_blessing_of_exactly_these_artefacts_is_carried_as_a_label(
     (project.root / "model" / "threshold.txt").write_text("0.7")  # the model changed since the blessing
     stale = stage_context(project, lock, tmp_path / "ctx2", base_image="python:3.11-slim")
     assert "dev.mlship.blessing" not in stale.labels
+    assert not is_blessed(project)  # what `deploy --canary` checks before building, from the same hashes
+
+
+def test_is_blessed_names_the_artefacts_a_build_would_label(tmp_path: Path, fake_runtime: Path) -> None:
+    import json
+
+    project, lock = make_project(tmp_path / "project")
+    assert not is_blessed(project)
+    staged = stage_context(project, lock, tmp_path / "ctx", base_image="python:3.11-slim")
+    assert model_sha256(project) == staged.model_sha256
+    record = {"blessed": True, "artifacts_sha256": staged.model_sha256}
+    (project.root / "blessing.json").write_text(json.dumps(record))
+    assert is_blessed(project)
+    (project.root / "blessing.json").write_text(json.dumps({**record, "blessed": False}))
+    assert not is_blessed(project)

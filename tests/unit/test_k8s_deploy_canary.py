@@ -1,15 +1,17 @@
 """`mlship deploy --canary W`: the release is pushed without moving `live`, then started as a canary; a bad
-weight is refused before anything is built; the first release of a project becomes live instead. The deploy
+weight or a model `mlship retrain` did not bless is refused before anything is built (unless --force); the
+first release of a project becomes live instead. The deploy
 and the registry are fakes here (the real rollout is tests/integration/test_k8s_rollout.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from mlship.errors import UsageError
+from mlship.errors import BelowBaseline, ExitCode, UsageError
 from mlship.ops.k8s import rollout
 
 
@@ -48,6 +50,13 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(rollout, "target", fake_target)
     monkeypatch.setattr(rollout, "canary", fake_canary)
     monkeypatch.setattr(rollout, "CanaryDeploy", lambda **kw: kw)
+    config = SimpleNamespace(
+        name="shipit",
+        model=SimpleNamespace(artifacts="model/"),
+        retrain=SimpleNamespace(blessing="blessing.json"),
+    )
+    monkeypatch.setattr(rollout, "load_project", lambda project: SimpleNamespace(config=config))
+    monkeypatch.setattr("mlship.build.context.is_blessed", lambda project: seen.get("blessed", True))
     return seen
 
 
@@ -71,3 +80,18 @@ def test_a_bad_weight_is_refused_before_anything_is_built(calls: dict[str, Any])
     with pytest.raises(UsageError, match="outside 0–100"):
         rollout.deploy_canary(".", None, 150)
     assert "deploy" not in calls
+
+
+def test_an_unblessed_model_is_refused_before_anything_is_built(calls: dict[str, Any]) -> None:
+    calls["blessed"] = False
+    with pytest.raises(BelowBaseline, match="not blessed") as caught:
+        rollout.deploy_canary(".", None, 5)
+    assert caught.value.exit_code == ExitCode.BELOW_BASELINE
+    assert "mlship retrain" in (caught.value.hint or "") and "--force" in (caught.value.hint or "")
+    assert "deploy" not in calls
+
+
+def test_force_releases_an_unblessed_model_as_a_canary(calls: dict[str, Any]) -> None:
+    calls["blessed"], calls["previous_live"] = False, "v1"
+    rollout.deploy_canary(".", None, 5, force=True, reason="test: hotfix")
+    assert calls["deploy"]["force"] is True and calls["canary"] == ("v2", 5)

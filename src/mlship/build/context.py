@@ -35,12 +35,14 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from mlship import __version__
+from mlship.build.blessing import blessing_label
 from mlship.build.dockerfile import (
     DOCKERIGNORE,
     PACKAGING_TOOLS,
@@ -170,7 +172,7 @@ def stage_service_files(
     for relative in [solution, *modules]:
         _copy_file(root / relative, directory / relative)
     artifacts = _relative(project.artifacts_path, root, "model.artifacts")
-    artifact_sha256 = _copy_artifacts(project.artifacts_path, root, directory, left_out)
+    artifact_sha256 = copy_artifacts(project.artifacts_path, root, directory, left_out)
     if not artifact_sha256:
         raise BuildFailed(
             f"model.artifacts: '{config.model.artifacts}' holds no files to ship",
@@ -376,37 +378,6 @@ def stage_context(
     )
 
 
-def blessing_label(project: Project, model_sha256: str) -> str | None:
-    """The blessing record (retrain.blessing) as compact JSON, when it blessed these very artefacts; a
-    record left from an earlier model is not carried."""
-    path = project.root / project.config.retrain.blessing
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (
-        not isinstance(record, dict)
-        or not record.get("blessed")
-        or record.get("artifacts_sha256") != model_sha256
-    ):
-        return None
-    champion = record.get("champion") or {}
-    summary = {
-        "sha256": sha256_file(path),
-        "created": record.get("created"),
-        "data_sha256": record.get("data_sha256"),
-        "holdout_sha256": record.get("holdout_sha256"),
-        "git_revision": record.get("git_revision"),
-        "champion": {"version": champion.get("version"), "digest": champion.get("digest")}
-        if champion
-        else None,
-        "metrics": {
-            m.get("name"): m.get("value") for m in record.get("challenger") or [] if isinstance(m, dict)
-        },
-    }
-    return json.dumps(summary, sort_keys=True, separators=(",", ":"))
-
-
 def _relative(path: Path, root: Path, field: str) -> str:
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
@@ -432,7 +403,7 @@ def _copy_file(source: Path, destination: Path) -> str:
     return sha256_file(destination)
 
 
-def _copy_artifacts(artifacts: Path, root: Path, directory: Path, left_out: list[str]) -> dict[str, str]:
+def copy_artifacts(artifacts: Path, root: Path, directory: Path, left_out: list[str]) -> dict[str, str]:
     """Copy the model artefacts (a file or a folder), leaving out secret-like files; refuse symlinks that
     lead outside the project. Returns {relative path: sha256}."""
     hashes: dict[str, str] = {}
@@ -473,3 +444,16 @@ def _copy_runtime(destination: Path) -> None:
         if file.is_dir() or "__pycache__" in relative.parts or file.suffix == ".pyc":
             continue
         _copy_file(file, destination / relative)
+
+
+def model_sha256(project: Project) -> str:
+    """The model's hash as a build labels it (``dev.mlship.model.sha256``), computed without building."""
+    with tempfile.TemporaryDirectory(prefix="mlship-model-") as folder:
+        return manifest_sha256(
+            copy_artifacts(project.artifacts_path, project.root.resolve(), Path(folder), [])
+        )
+
+
+def is_blessed(project: Project) -> bool:
+    """Whether retrain.blessing (blessing.json) blessed the project's model as it is now."""
+    return blessing_label(project, model_sha256(project)) is not None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from mlship.console import console
-from mlship.errors import NoCanary, UsageError
+from mlship.errors import BelowBaseline, NoCanary, UsageError
 from mlship.ops.k8s import state as rollout
 from mlship.ops.k8s.render import Backend, TreeSpec, render_tree
 from mlship.project.config import Project, load_project
@@ -268,6 +268,8 @@ def deploy_canary(project_dir: Path | str, registry: str | None, weight: int, **
     from mlship.release.deploy import deploy
 
     rollout.check_weight(weight)  # before anything is built or pushed
+    if not options.get("force"):
+        _require_blessing(load_project(project_dir))
     released = deploy(project_dir, registry_host=registry, move_live=False, **options)
     t = target(project_dir, registry, None)
     if released.previous_live is None:  # a canary needs a live version beside it: the first release is live
@@ -275,3 +277,18 @@ def deploy_canary(project_dir: Path | str, registry: str | None, weight: int, **
         released.tags.append(release.LIVE_TAG)
         return CanaryDeploy(deploy=released, canary=None)
     return CanaryDeploy(deploy=released, canary=canary(t, released.version, weight))
+
+
+def _require_blessing(project: Project) -> None:
+    """A canary is a retrained model that beat live: refuse one `mlship retrain` did not bless."""
+    from mlship.build.context import is_blessed
+
+    if not is_blessed(project):
+        record = project.config.retrain.blessing
+        raise BelowBaseline(
+            f"{project.config.name}: the model in {project.config.model.artifacts} is not blessed ({record} "
+            "is "
+            "missing, did not bless it, or was written for other artefacts); nothing was built or pushed",
+            hint="run 'mlship retrain --data NEW.csv' to compare it with live and bless it, "
+            "or release it anyway with --force --reason TEXT",
+        )
