@@ -238,3 +238,25 @@ def test_template_project_passes(runner: CliRunner, tmp_path: Path, monkeypatch:
     code, output = _run(runner, "demo")
     assert code == 0, output
     assert "project tests: 4 passed" in output and "gate passed" in output
+
+
+def test_test_data_unlike_training_is_a_warning_naming_the_column(runner: CliRunner, tmp_path: Path) -> None:
+    same = make_project(tmp_path / "same")
+    result = runner.invoke(app, ["test", str(same), "--skip-tests", "--json"])
+    assert result.exit_code == 0
+    assert not [w for w in json.loads(result.stdout)["gate"]["warnings"] if "PSI" in w]
+
+    shifted = make_frame(300, seed=3)
+    shifted["items"] = 9  # every row in the top quartile of training's items
+    project = make_project(tmp_path / "shifted", test_data=shifted)
+    code, output = _run(runner, str(project), "--skip-tests")
+    _no_traceback(output)
+    assert "warning:" in output and "column 'items' differs from the training data" in output
+    assert "evaluation.max_psi 0.25" in output and "'amount'" not in output
+    payload = json.loads(runner.invoke(app, ["test", str(project), "--skip-tests", "--json"]).stdout)
+    assert payload["exit_code"] == code  # a warning, not a verdict: the gate decides as before
+    config = project / "mlship.yaml"
+    config.write_text(config.read_text().replace("  chunk_rows:", "  max_psi: null\n  chunk_rows:"))
+    quiet = runner.invoke(app, ["test", str(project), "--skip-tests", "--json"])
+    assert quiet.exit_code == code, quiet.stdout
+    assert not [w for w in json.loads(quiet.stdout)["gate"]["warnings"] if "PSI" in w]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlship.ops.factory.compare import compare_metric
-from mlship.ops.factory.guards import psi
+from mlship.project.drift import psi
 from mlship.project.retrain import CompareRule
 
 

@@ -27,6 +27,7 @@ from mlship.gate.metrics import (
 from mlship.gate.sandbox import ModelProcess, Predictions, Predictor
 from mlship.project.config import Project
 from mlship.project.data import DataFile, is_url, open_data, read_chunks
+from mlship.project.drift import ShiftCounter
 from mlship.project.schema import load_schema
 from mlship.project.validation import ValidationReport, validate_frame
 
@@ -85,6 +86,18 @@ class _Collected:
             parts.clear()
         truth, labels, scores = joined
         return truth, labels, scores if complete else None
+
+
+def _shift_warnings(shift: ShiftCounter, limit: float | None) -> list[str]:
+    """One warning per test-data column whose distribution lies beyond evaluation.max_psi from training's."""
+    if limit is None:
+        return []
+    return [
+        f"test data: column '{name}' differs from the training data (PSI {value:.2f} > evaluation.max_psi "
+        f"{limit}): the metrics describe data unlike what the model learned from"
+        for name, value in sorted(shift.psi().items())
+        if value > limit
+    ]
 
 
 def _text_columns(schema: dict[str, Any], target: str) -> list[str]:
@@ -153,6 +166,7 @@ def run_gate(project: Project, predictor: Predictor | None = None, *, spare: boo
     want_scores = needs_scores(evaluation.metrics)
     collected = _Collected()
     report = ValidationReport()
+    shift = ShiftCounter(schema)
     rows = 0
     with ExitStack() as stack:
         data = stack.enter_context(open_data(project.data_location(), _shown(project)))
@@ -161,6 +175,7 @@ def run_gate(project: Project, predictor: Predictor | None = None, *, spare: boo
             _check_target(chunk, evaluation.target, data, rows)
             truth = chunk.pop(evaluation.target).to_numpy()
             report = report.merge(validate_frame(chunk, schema, row_offset=rows))
+            shift.add(chunk)
             rows += len(chunk)
             if report.ok:
                 if model is None:
@@ -194,7 +209,7 @@ def run_gate(project: Project, predictor: Predictor | None = None, *, spare: boo
         )
         digest = data.sha256
     stats = model.stats.max_rss_kb if isinstance(model, ModelProcess) else None
-    warnings = [problem.message for problem in report.soft]
+    warnings = [problem.message for problem in report.soft] + _shift_warnings(shift, evaluation.max_psi)
     return GateResult(
         metrics=metrics,
         passed=all(metric.passed for metric in metrics),

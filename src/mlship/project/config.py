@@ -81,6 +81,12 @@ class Evaluation(_Model):
     timeout_s: float = Field(600, gt=0)
     chunk_rows: int = Field(100_000, ge=1)
     positive_label: str | int | None = None
+    max_psi: float | None = Field(
+        0.25,
+        gt=0,
+        description="mlship test warns, naming the column, when a test-data column's population stability "
+        "index against the training reference in schema.json exceeds this (null: never)",
+    )
 
     @field_validator("metrics")
     @classmethod

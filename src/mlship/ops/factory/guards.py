@@ -13,20 +13,19 @@ Each guard gives a result naming the column it looked at; the first breach stops
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from mlship.project.drift import column_psi
 from mlship.project.retrain import Guards
 
 if TYPE_CHECKING:
     import pandas as pd
 
 GuardName = Literal["rows", "columns", "nulls", "freshness", "balance", "shift"]
-_EPSILON = 1e-4  # PSI of an empty bin: a small share instead of zero, as is usual
 
 
 class GuardResult(BaseModel):
@@ -132,62 +131,6 @@ def check_balance(frame: pd.DataFrame, schema: dict[str, Any], target: str, guar
                 guards.min_class_share,
             )
     return _ok("balance", f"every class of '{target}' ≥ {guards.min_class_share:.0%}")
-
-
-def _reference(column: dict[str, Any]) -> tuple[list[float], list[float]] | dict[str, float] | None:
-    """Numbers: (bin edges, training shares) from the quantiles; text: the training frequencies."""
-    observed = column.get("observed") or {}
-    if column["type"] in ("number", "integer") and observed.get("quantiles"):
-        # the quartiles only: at the 1 % / 99 % tails one tied value (a count column's maximum) holds far
-        # more than 1 % of the rows, which would read as drift on unchanged data
-        points = sorted(
-            (float(q), float(v)) for q, v in observed["quantiles"].items() if 0.2 <= float(q) <= 0.8
-        )
-        edges: list[float] = []
-        shares: list[float] = []
-        last = 0.0
-        for quantile, value in points:
-            if edges and value <= edges[-1]:
-                continue  # tied quantiles (a column of few values) merge their bins
-            edges.append(value)
-            shares.append(quantile - last)
-            last = quantile
-        shares.append(1.0 - last)
-        return edges, shares
-    frequencies = observed.get("frequencies")
-    return {str(k): float(v) for k, v in frequencies.items()} if frequencies else None
-
-
-def psi(expected: list[float], actual: list[float]) -> float:
-    """Population stability index: Σ (a − e) · ln(a / e), empty shares replaced by a small one."""
-    total = 0.0
-    for e, a in zip(expected, actual, strict=True):
-        e, a = max(e, _EPSILON), max(a, _EPSILON)
-        total += (a - e) * math.log(a / e)
-    return total
-
-
-def column_psi(frame: pd.DataFrame, column: dict[str, Any]) -> float | None:
-    import numpy as np
-    import pandas as pd
-
-    reference = _reference(column)
-    values = frame[column["name"]].dropna()
-    if reference is None or not len(values):
-        return None
-    if isinstance(reference, tuple):
-        edges, shares = reference
-        numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-        counts = np.bincount(np.searchsorted(edges, numbers, side="right"), minlength=len(shares))
-        return psi(shares, list(counts / max(len(numbers), 1)))
-    actual = values.astype(str).value_counts(normalize=True)
-    names = list(reference)
-    other_expected = max(0.0, 1.0 - sum(reference.values()))
-    other_actual = float(actual[~actual.index.isin(names)].sum())
-    return psi(
-        [reference[name] for name in names] + [other_expected],
-        [float(actual.get(name, 0.0)) for name in names] + [other_actual],
-    )
 
 
 def check_shift(frame: pd.DataFrame, schema: dict[str, Any], guards: Guards) -> GuardResult:
