@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from mlship.project.drift import ShiftCounter, column_psi, psi, reference_bins
+from mlship.project.drift import NumericBins, ShiftCounter, column_psi, psi, reference_bins
 
 SCHEMA = {
     "columns": [
@@ -19,7 +19,7 @@ SCHEMA = {
 
 
 def test_reference_bins_come_from_the_quartiles_and_the_frequencies() -> None:
-    assert reference_bins(SCHEMA["columns"][0]) == ([1.0, 2.0, 3.0], [0.25, 0.25, 0.25, 0.25])
+    assert reference_bins(SCHEMA["columns"][0]) == NumericBins([1.0, 2.0, 3.0], [0.25] * 4, "right")
     assert reference_bins(SCHEMA["columns"][1]) == {"a": 0.6, "b": 0.4}
     assert reference_bins(SCHEMA["columns"][2]) is None
 
@@ -45,3 +45,19 @@ def test_counts_add_up_over_chunks_as_over_one_frame() -> None:
     assert chunked.counts == whole.counts and chunked.psi() == whole.psi()
     assert sum(whole.counts["c"]) == 40  # the empty values are not counted
     assert all(math.isfinite(v) for v in whole.psi().values())
+
+
+def test_exact_bins_are_preferred_and_tied_values_are_not_drift() -> None:
+    # a 0/1 column, 70 % zeros: its quantiles tie, and only the exact shares say what training held
+    flag = {
+        "name": "flag",
+        "type": "integer",
+        "observed": {
+            "quantiles": {"0.25": 0.0, "0.5": 0.0, "0.75": 1.0},
+            "bins": {"edges": [0.0, 1.0], "shares": [0.7, 0.3, 0.0]},
+        },
+    }
+    assert reference_bins(flag) == NumericBins([0.0, 1.0], [0.7, 0.3, 0.0], "left")
+    like = pd.DataFrame({"flag": [0] * 70 + [1] * 30})
+    assert column_psi(like, flag) == pytest.approx(0.0, abs=1e-9)
+    assert column_psi(pd.DataFrame({"flag": [1] * 100}), flag) > 1

@@ -16,15 +16,11 @@ RegistryOpt = Annotated[str | None, typer.Option(help="Registry host[:port]; def
 
 def _target(project: Path, registry: str | None) -> tuple[Any, str]:
     from mlship.adapters.registry import Registry
-    from mlship.errors import UsageError
     from mlship.project.config import load_project
+    from mlship.release.versions import registry_host
 
     loaded = load_project(project)
-    host = registry or loaded.config.image.registry
-    if not host:
-        raise UsageError(
-            "no registry given", hint="set image.registry in mlship.yaml or pass --registry HOST"
-        )
+    host = registry_host(loaded, registry)
     return Registry(host), loaded.config.name
 
 

@@ -1,28 +1,44 @@
 """How far a column of new rows lies from the training reference in schema.json: the population stability
-index (PSI), over fixed bins — numbers in the four bins the training quartiles make, categories by their
-training frequencies plus one bin for the rest.
+index (PSI), over fixed bins — numbers in the bins of ``observed.bins`` (the training quantiles as edges,
+with the exact training share of each bin, as the service counts them for its drift metrics), categories by
+their training frequencies plus one bin for the rest.
 
 Used by `mlship test` (a warning when the test data differs from training) and by `mlship retrain`'s shift
-guard. The quartiles only, not the 1 % / 99 % tails: there one tied value (a count column's maximum) holds
-far more than 1 % of the rows, which would read as drift on unchanged data. Counts add up chunk by chunk.
+guard. A schema.json written before ``observed.bins`` existed falls back to the four bins the training
+quartiles make: not the 1 % / 99 % tails, where one tied value (a count column's maximum) holds far more
+than 1 % of the rows, and nominal shares are wrong wherever values tie. Counts add up chunk by chunk.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
 
 EPSILON = 1e-4  # the share of an empty bin: a small one instead of zero, as is usual
 
-Reference = tuple[list[float], list[float]] | dict[str, float]
+
+@dataclass(frozen=True)
+class NumericBins:
+    """Bin edges and the training share of each bin; `side` as in numpy.searchsorted."""
+
+    edges: list[float]
+    shares: list[float]
+    side: Literal["left", "right"]
+
+
+Reference = NumericBins | dict[str, float]
 
 
 def reference_bins(column: dict[str, Any]) -> Reference | None:
-    """Numbers: (bin edges, training shares) from the quartiles; text: the training frequencies."""
+    """Numbers: bin edges and training shares (exact bins, else the quartiles); text: the frequencies."""
     observed = column.get("observed") or {}
+    exact = observed.get("bins")
+    if column["type"] in ("number", "integer") and isinstance(exact, dict) and exact.get("shares"):
+        return NumericBins([float(e) for e in exact["edges"]], [float(v) for v in exact["shares"]], "left")
     if column["type"] in ("number", "integer") and observed.get("quantiles"):
         points = sorted(
             (float(q), float(v)) for q, v in observed["quantiles"].items() if 0.2 <= float(q) <= 0.8
@@ -37,7 +53,7 @@ def reference_bins(column: dict[str, Any]) -> Reference | None:
             shares.append(quantile - last)
             last = quantile
         shares.append(1.0 - last)
-        return edges, shares
+        return NumericBins(edges, shares, "right")
     frequencies = observed.get("frequencies")
     return {str(k): float(v) for k, v in frequencies.items()} if frequencies else None
 
@@ -66,7 +82,7 @@ class ShiftCounter:
 
     @staticmethod
     def _bins(reference: Reference) -> int:
-        return len(reference[1]) if isinstance(reference, tuple) else len(reference) + 1
+        return len(reference.shares) if isinstance(reference, NumericBins) else len(reference) + 1
 
     def add(self, frame: pd.DataFrame) -> None:
         import numpy as np
@@ -76,10 +92,10 @@ class ShiftCounter:
             if name not in frame.columns:
                 continue
             values = frame[name].dropna()
-            if isinstance(reference, tuple):
+            if isinstance(reference, NumericBins):
                 numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
-                bins = np.searchsorted(reference[0], numbers, side="right")
-                counts: list[float] = np.bincount(bins, minlength=len(reference[1])).tolist()
+                bins = np.searchsorted(reference.edges, numbers, side=reference.side)
+                counts: list[float] = np.bincount(bins, minlength=len(reference.shares)).tolist()
             else:
                 names = list(reference)
                 text = values.astype(str)
@@ -96,8 +112,8 @@ class ShiftCounter:
             if not total:
                 continue
             actual = [count / total for count in self.counts[name]]
-            if isinstance(reference, tuple):
-                expected = reference[1]
+            if isinstance(reference, NumericBins):
+                expected = reference.shares
             else:
                 expected = [*reference.values(), max(0.0, 1.0 - sum(reference.values()))]
             result[name] = psi(expected, actual)

@@ -17,6 +17,7 @@ from mlship.project.metric_names import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
     from mlship.adapters.registry import Registry
+    from mlship.project.config import Project
 
 LIVE_TAG = "live"
 METRICS_LABEL = "dev.mlship.metrics"
@@ -214,3 +215,13 @@ def release_labels(
     if forced_reason:
         labels[FORCED_LABEL] = forced_reason
     return {key: str(value) for key, value in labels.items()}
+
+
+def registry_host(project: Project, given: str | None) -> str:
+    """The registry a command about releases talks to: --registry, else image.registry in mlship.yaml."""
+    host = given or project.config.image.registry
+    if not host:
+        raise UsageError(
+            "no registry given", hint="set image.registry in mlship.yaml or pass --registry HOST"
+        )
+    return host

@@ -138,13 +138,10 @@ def registry_for(project_dir: Path, registry: str | None) -> tuple[Any, str]:
     """The registry client and repository of the project in `project_dir`."""
     from mlship.adapters.registry import Registry
     from mlship.project.config import load_project
+    from mlship.release.versions import registry_host
 
     project = load_project(project_dir)
-    host = registry or project.config.image.registry
-    if not host:
-        raise UsageError(
-            "no registry given", hint="set image.registry in mlship.yaml or pass --registry HOST"
-        )
+    host = registry_host(project, registry)
     return Registry(host), project.config.name
 
 

@@ -57,11 +57,7 @@ def target(project_dir: Path | str, registry: str | None, output: Path | None) -
     from mlship.adapters.registry import Registry
 
     project = load_project(project_dir)
-    host = registry or project.config.image.registry
-    if not host:
-        raise UsageError(
-            "no registry given", hint="set image.registry in mlship.yaml or pass --registry HOST"
-        )
+    host = release.registry_host(project, registry)
     directory = output or project.root / project.config.kubernetes.output
     return Target(project=project, registry=Registry(host), repo=project.config.name, directory=directory)
 
