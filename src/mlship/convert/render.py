@@ -46,14 +46,21 @@ def _prepare(spec: InputSpec) -> str:
             '    """The rows as the notebook\'s model saw them: a plain array of these columns."""\n'
             f"    return pd.DataFrame(rows)[FEATURES].to_numpy(dtype={dtype!r})\n"
         )
-    relabel = "    frame.columns = NOTEBOOK_COLUMNS\n" if spec.labels is not None else ""
+    relabel = "    frame = frame.set_axis(NOTEBOOK_COLUMNS, axis=1)\n" if spec.labels is not None else ""
     return (
         "def prepare(rows: pd.DataFrame) -> pd.DataFrame:\n"
         '    """The rows as the notebook\'s model saw them: these columns, in this order, with its dtypes\n'
-        '    (JSON and CSV lose dtypes: "01" vs 1, category, bool)."""\n'
-        "    frame = pd.DataFrame(rows)[FEATURES].copy()\n"
-        "    for column, dtype in DTYPES.items():\n"
-        "        frame[column] = _cast(frame[column], dtype)\n"
+        '    (JSON and CSV lose dtypes: "01" vs 1, category, bool). Rows that already are exactly that\n'
+        "    (the service's follow schema.json) are passed on as they are: casting column by column\n"
+        '    costs more than the model."""\n'
+        "    frame = pd.DataFrame(rows)\n"
+        "    if list(frame.columns) != FEATURES or any(\n"
+        '        str(kind) != DTYPES.get(column) or DTYPES[column] in ("category", "object")\n'
+        "        for column, kind in frame.dtypes.items()\n"
+        "    ):\n"
+        "        frame = frame[FEATURES].copy()\n"
+        "        for column, dtype in DTYPES.items():\n"
+        "            frame[column] = _cast(frame[column], dtype)\n"
         f"{relabel}"
         "    return frame\n"
         "\n\n"
