@@ -46,3 +46,29 @@ def test_categories_are_always_cast_to_the_notebooks_categories() -> None:
     out = prepare(rows)
     assert list(out["c"].cat.categories) == ["x", "y"]
     assert out["c"].isna().tolist() == [False, True]
+
+
+def test_predict_with_proba_is_one_pass_and_agrees_with_predict_and_predict_proba() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from mlship.convert.render import ARGMAX_MODELS, _model_class
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    truth = (data["a"] + rng.normal(size=200) > 0).astype(int)
+    for estimator in (
+        Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]),
+        SVC(probability=True, random_state=0),  # predict() is not predict_proba's argmax: asked apart
+    ):
+        estimator.fit(data, truth)
+        namespace: dict[str, Any] = {"pd": pd, "np": np, "Any": Any, "ARGMAX_MODELS": ARGMAX_MODELS}
+        namespace["prepare"] = lambda rows: rows
+        exec(_model_class("binary", True, False, False), namespace)
+        model = namespace["Model"]()
+        model.estimator, model.classes_ = estimator, list(estimator.classes_)
+        predictions, proba = model.predict_with_proba(data)
+        assert predictions == model.predict(data)
+        assert np.array_equal(proba, model.predict_proba(data))
