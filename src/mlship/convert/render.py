@@ -22,6 +22,15 @@ class InputSpec:
     array_dtype: str | None = None
 
 
+ARGMAX_MODELS = [
+    "DecisionTreeClassifier",
+    "ExtraTreesClassifier",
+    "HistGradientBoostingClassifier",
+    "LogisticRegression",
+    "RandomForestClassifier",
+]
+
+
 def _literal(value: Any) -> str:
     """A Python literal, wrapped over lines when long."""
     text = repr(value)
@@ -46,14 +55,21 @@ def _prepare(spec: InputSpec) -> str:
             '    """The rows as the notebook\'s model saw them: a plain array of these columns."""\n'
             f"    return pd.DataFrame(rows)[FEATURES].to_numpy(dtype={dtype!r})\n"
         )
-    relabel = "    frame.columns = NOTEBOOK_COLUMNS\n" if spec.labels is not None else ""
+    relabel = "    frame = frame.set_axis(NOTEBOOK_COLUMNS, axis=1)\n" if spec.labels is not None else ""
     return (
         "def prepare(rows: pd.DataFrame) -> pd.DataFrame:\n"
         '    """The rows as the notebook\'s model saw them: these columns, in this order, with its dtypes\n'
-        '    (JSON and CSV lose dtypes: "01" vs 1, category, bool)."""\n'
-        "    frame = pd.DataFrame(rows)[FEATURES].copy()\n"
-        "    for column, dtype in DTYPES.items():\n"
-        "        frame[column] = _cast(frame[column], dtype)\n"
+        '    (JSON and CSV lose dtypes: "01" vs 1, category, bool). Rows that already are exactly that\n'
+        "    (the service's follow schema.json) are passed on as they are: casting column by column\n"
+        '    costs more than the model."""\n'
+        "    frame = pd.DataFrame(rows)\n"
+        "    if list(frame.columns) != FEATURES or any(\n"
+        '        str(kind) != DTYPES.get(column) or DTYPES[column] in ("category", "object")\n'
+        "        for column, kind in frame.dtypes.items()\n"
+        "    ):\n"
+        "        frame = frame[FEATURES].copy()\n"
+        "        for column, dtype in DTYPES.items():\n"
+        "            frame[column] = _cast(frame[column], dtype)\n"
         f"{relabel}"
         "    return frame\n"
         "\n\n"
@@ -104,6 +120,16 @@ def _model_class(task: str, proba: bool, decision: bool, has_defs: bool) -> str:
             "",
             "    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:",
             "        return np.asarray(self.estimator.predict_proba(prepare(rows)))",
+            "",
+            "    def predict_with_proba(self, rows: pd.DataFrame) -> tuple[list[Any], np.ndarray]:",
+            '        """predict() and predict_proba() together, from one pass of the model when its',
+            '        predict() is the argmax of predict_proba() (ARGMAX_MODELS), as the service asks."""',
+            "        frame = prepare(rows)",
+            "        proba = np.asarray(self.estimator.predict_proba(frame))",
+            '        final = getattr(self.estimator, "_final_estimator", self.estimator)',
+            "        if type(final).__name__ not in ARGMAX_MODELS or proba.ndim != 2:",
+            "            return list(np.asarray(self.estimator.predict(frame)).tolist()), proba",
+            "        return list(np.asarray(self.estimator.classes_)[proba.argmax(axis=1)].tolist()), proba",
         ]
     elif decision and task != "regression":
         lines += [
@@ -206,6 +232,11 @@ def render_solution(
     if code is not None:
         _, rewritten = rewrite_paths(code.body, data_mapping)
     parts.append("\n" + _prepare(spec))
+    if proba:
+        parts.append(
+            "# scikit-learn classifiers whose predict() is the argmax of predict_proba()\n"
+            f"ARGMAX_MODELS = {_literal(ARGMAX_MODELS)}"
+        )
     parts.append("\n" + _model_class(task, proba, decision, has_defs))
     parts.append("\n" + _MAIN)
     text = "\n".join(part if part.endswith("\n") else part + "\n" for part in parts)

@@ -117,6 +117,8 @@ class LoadedModel:
     def __init__(self, model: Any, fallback_classes: Sequence[Any] | None = None) -> None:
         self.model = model
         self.has_proba = callable(getattr(model, "predict_proba", None))
+        # Optional: predict_with_proba(rows) -> (predictions, probabilities), both from one pass.
+        self.has_both = self.has_proba and callable(getattr(model, "predict_with_proba", None))
         # Without predict_proba, decision_function's scores are what ROC AUC and thresholds need.
         self.has_decision = not self.has_proba and callable(getattr(model, "decision_function", None))
         self.scores_key = "probabilities" if self.has_proba else "scores" if self.has_decision else None
@@ -129,12 +131,19 @@ class LoadedModel:
         """Predictions (an array orjson can write, or a list) and, with ``scores``, the probabilities (or
         decision scores) when the model has them."""
         rows = len(frame)
-        predictions = _json_ready(self.model.predict(frame))
+        both = scores and self.has_both
+        if both:  # one pass of the model for both (a single row's cost is mostly the model's overhead)
+            answer, proba = self.model.predict_with_proba(frame)
+        else:
+            answer, proba = self.model.predict(frame), None
+        predictions = _json_ready(answer)
         if len(predictions) != rows:
             raise ModelOutputError(f"Model.predict returned {len(predictions)} predictions for {rows} rows")
         probabilities = None
         if scores and self.has_proba:
-            probabilities = np.ascontiguousarray(self.model.predict_proba(frame), dtype=np.float64)
+            if not both:
+                proba = self.model.predict_proba(frame)
+            probabilities = np.ascontiguousarray(proba, dtype=np.float64)
             if probabilities.ndim != 2 or probabilities.shape[0] != rows:
                 raise ModelOutputError(
                     f"Model.predict_proba returned shape {probabilities.shape} for {rows} rows; "
