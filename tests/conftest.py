@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
@@ -22,17 +20,6 @@ evaluation:
 image: {base: "python:3.11-slim", registry: "127.0.0.1:5000"}
 serving: {port: 8080, workers: 2, max_body_mb: 10, timeout_s: 5}
 """
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (MLSHIP_TEST_WORKERS=2 scripts/test: -n 2 --dist loadgroup) each integration
-    module stays on one worker: its module-scoped fixtures (built images, a converted corpus) are made
-    once, and tests that stop their own registry or engine never overlap one another."""
-    root = Path(__file__).resolve().parent
-    for item in items:
-        path = Path(str(item.path)).resolve()
-        if path.parent == root / "integration":
-            item.add_marker(pytest.mark.xdist_group(path.stem))
 
 
 @pytest.fixture
