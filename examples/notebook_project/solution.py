@@ -132,10 +132,17 @@ def train(data_dir: Path = DATA_DIR) -> Any:
 
 def prepare(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows as the notebook's model saw them: these columns, in this order, with its dtypes
-    (JSON and CSV lose dtypes: "01" vs 1, category, bool)."""
-    frame = pd.DataFrame(rows)[FEATURES].copy()
-    for column, dtype in DTYPES.items():
-        frame[column] = _cast(frame[column], dtype)
+    (JSON and CSV lose dtypes: "01" vs 1, category, bool). Rows that already are exactly that
+    (the service's follow schema.json) are passed on as they are: casting column by column
+    costs more than the model."""
+    frame = pd.DataFrame(rows)
+    if list(frame.columns) != FEATURES or any(
+        str(kind) != DTYPES.get(column) or DTYPES[column] in ("category", "object")
+        for column, kind in frame.dtypes.items()
+    ):
+        frame = frame[FEATURES].copy()
+        for column, dtype in DTYPES.items():
+            frame[column] = _cast(frame[column], dtype)
     return frame
 
 
@@ -158,6 +165,15 @@ def _cast(values: pd.Series, dtype: str) -> pd.Series:
         return values.astype(object).where(values.notna(), np.nan)
     return values
 
+# scikit-learn classifiers whose predict() is the argmax of predict_proba()
+ARGMAX_MODELS = [
+    'DecisionTreeClassifier',
+    'ExtraTreesClassifier',
+    'HistGradientBoostingClassifier',
+    'LogisticRegression',
+    'RandomForestClassifier',
+]
+
 
 class Model:
     """What the service runs: the notebook's fitted model, loaded once, predicting DataFrames."""
@@ -171,6 +187,16 @@ class Model:
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.estimator.predict_proba(prepare(rows)))
+
+    def predict_with_proba(self, rows: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
+        """predict() and predict_proba() together, from one pass of the model when its
+        predict() is the argmax of predict_proba() (ARGMAX_MODELS), as the service asks."""
+        frame = prepare(rows)
+        proba = np.asarray(self.estimator.predict_proba(frame))
+        final = getattr(self.estimator, "_final_estimator", self.estimator)
+        if type(final).__name__ not in ARGMAX_MODELS or proba.ndim != 2:
+            return list(np.asarray(self.estimator.predict(frame)).tolist()), proba
+        return list(np.asarray(self.estimator.classes_)[proba.argmax(axis=1)].tolist()), proba
 
 
 def main() -> None:

@@ -147,7 +147,8 @@ def test_worse_model_is_refused_by_gate_then_by_live_comparison(
 def test_registry_down_and_engine_gone_leave_the_release_live(
     project: Path, private_registry: PrivateRegistry, base_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert deploy(project, private_registry, base_image).returncode == 0
+    first = deploy(project, private_registry, base_image)
+    assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(private_registry, "shipit")
 
     private_registry.stop()

@@ -346,6 +346,9 @@ def own_engine(engine: image.EngineInfo, tmp_path: Path) -> Iterator[tuple[str, 
     log.close()
 
 
+# serial: killing an engine mid-build (a second podman service on the same storage) can fail a build that
+# another worker runs at that moment; the serial part of scripts/test runs with nothing beside it
+@pytest.mark.serial
 def test_the_engine_going_away_mid_build_is_exit_6(
     released: Released, own_engine: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
