@@ -39,6 +39,7 @@ class FakeEngine:
     socket_path: Path
     name: str = "Podman Engine"
     build_stream: Stream = field(default_factory=list)
+    failed_builds: list[Stream] = field(default_factory=list)  # answered, in order, before build_stream
     push_stream: Stream = field(default_factory=list)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     die_mid_build: bool = False
@@ -101,6 +102,8 @@ class FakeEngine:
                 version["Platform"] = {"Name": self.name}
             return self._send(handler, 200, json.dumps(version).encode())
         if path == "/build":
+            if self.failed_builds:
+                return self._stream(handler, self.failed_builds.pop(0))
             return self._stream(handler, self.build_stream, die=self.die_mid_build)
         if path.startswith("/images/") and path.endswith("/push"):
             return self._stream(handler, self.push_stream)
@@ -332,6 +335,34 @@ def test_failed_step_names_the_step_and_the_tail_of_its_log(tmp_path: Path, engi
     assert len(error.log_tail) <= image.LOG_TAIL_LINES
     assert "noise 29" in (error.hint or "") and "noise 5" not in (error.hint or "")
     assert "STEP 1/3" not in (error.hint or "")
+
+
+_CACHE_RACE = [
+    {"stream": "STEP 1/2: FROM localhost/pybase:bookworm\n"},
+    {"stream": "STEP 2/2: LABEL a=b\n"},
+    {
+        "error": "checking if cached image exists from a previous build: getting top layer info: "
+        "layer not known"
+    },
+]
+
+
+def test_a_cache_lookup_race_in_the_engine_builds_again(tmp_path: Path, engine: FakeEngine) -> None:
+    engine.failed_builds = [list(_CACHE_RACE)]
+    engine.build_stream = [{"stream": "STEP 1/1: FROM x\n"}, {"aux": {"ID": IMAGE_ID}}]
+    engine.images["localhost/m:1"] = {"Id": IMAGE_ID, "Size": 1, "RootFS": {"Layers": ["a"]}}
+    lines: list[str] = []
+    built = image.build(_context(tmp_path), "localhost/m:1", on_log=lines.append)
+    assert built.id == IMAGE_ID
+    assert sum("/build" in path for _, path, _ in engine.requests) == 2
+    assert any("building again" in line for line in lines)
+
+
+def test_a_cache_race_that_persists_fails_after_the_retries(tmp_path: Path, engine: FakeEngine) -> None:
+    engine.failed_builds = [list(_CACHE_RACE) for _ in range(engine_images.CACHE_RACE_RETRIES + 1)]
+    with pytest.raises(image.BuildStepFailed, match="layer not known"):
+        image.build(_context(tmp_path), "localhost/m:1")
+    assert sum("/build" in path for _, path, _ in engine.requests) == engine_images.CACHE_RACE_RETRIES + 1
 
 
 def test_error_before_any_step(tmp_path: Path, engine: FakeEngine) -> None:

@@ -38,6 +38,13 @@ def parse_step(line: str) -> tuple[int, int, str] | None:
     return int(match.group(1)), int(match.group(2)), match.group(3)
 
 
+# podman/buildah before 1.43 can fail a build's cache lookup when another build or `rmi` removes a layer
+# between listing and reading it (containers/buildah#5674, fixed upstream by ignoring the error). Nothing
+# of the build is wrong, so the build is started again, a bounded number of times.
+_CACHE_RACE = "layer not known"
+CACHE_RACE_RETRIES = 2
+
+
 def build(
     context_dir: Path,
     tag: str,
@@ -56,6 +63,27 @@ def build(
             f"{context_dir / 'Dockerfile'}: no Dockerfile in the build context",
             hint="stage the build context first (`mlship build` does)",
         )
+    for attempt in range(CACHE_RACE_RETRIES + 1):
+        try:
+            return _build_once(context_dir, tag, labels=labels, no_cache=no_cache, on_log=on_log)
+        except BuildStepFailed as failed:
+            if _CACHE_RACE not in failed.message or attempt == CACHE_RACE_RETRIES:
+                raise
+            if on_log is not None:
+                on_log(
+                    f"the engine lost a cached layer to a concurrent build ({_CACHE_RACE}); building again"
+                )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _build_once(
+    context_dir: Path,
+    tag: str,
+    *,
+    labels: dict[str, str] | None,
+    no_cache: bool,
+    on_log: Callable[[str], None] | None,
+) -> BuiltImage:
     client = connect()
     started = time.monotonic()
     step: tuple[int, int, str] | None = None
