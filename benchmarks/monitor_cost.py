@@ -1,6 +1,6 @@
 """What watching the model costs the service: drift counters and the prediction log, on against off.
 
-    python benchmarks/monitor_cost.py [--duration 3] [--rounds 5] [--json]
+    python benchmarks/monitor_cost.py [--duration 3] [--rounds 5] [--apart] [--json]
 
 The serving benchmark's project (a scikit-learn pipeline on 20 numeric features, see benchmarks/serving.py)
 gets a training reference in schema.json (quantile bins for every feature), so every accepted row is
@@ -10,6 +10,10 @@ counted into 20 × 6 bins. Two ``python -m mlship.serving`` services run at once
 connections; the report gives, per round and as medians, p50 at one client and req/s at 16 clients, and
 the ratio on / off within each round (so the machine's drift between rounds cancels). The issue's budget:
 both within 5 %.
+
+``--apart`` adds three more services: **drift** (counters only), **log** (prediction log only) and a second
+**off** (``off-again``), so each part's cost is shown alone and the off/off-again ratio shows how far two
+identical services differ on this machine (the noise floor of every other ratio).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (default 3)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    parser.add_argument("--apart", action="store_true", help="also drift alone, log alone, off twice")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     args = parser.parse_args()
     python = bench.runtime_python()
@@ -82,6 +87,10 @@ def main() -> int:
             "on": {"MLSHIP_DRIFT": "on", "MLSHIP_PREDICTION_LOG": "stdout"},
             "off": {"MLSHIP_DRIFT": "off", "MLSHIP_PREDICTION_LOG": "off"},
         }
+        if args.apart:
+            modes["drift"] = {"MLSHIP_DRIFT": "on", "MLSHIP_PREDICTION_LOG": "off"}
+            modes["log"] = {"MLSHIP_DRIFT": "off", "MLSHIP_PREDICTION_LOG": "stdout"}
+            modes["off-again"] = dict(modes["off"])
         figures: dict[str, dict[str, list[float]]] = {m: {"p50_1_ms": [], "rps_16": []} for m in modes}
         with contextlib.ExitStack() as stack:
             ports = {
@@ -98,7 +107,7 @@ def main() -> int:
                     figures[mode]["p50_1_ms"].append(one["p50_us"] / 1000)
                     figures[mode]["rps_16"].append(many["rps"])
                     print(
-                        f"round {round_} {mode:>3}: p50 at 1 client {one['p50_us'] / 1000:.3f} ms, "
+                        f"round {round_} {mode:>9}: p50 at 1 client {one['p50_us'] / 1000:.3f} ms, "
                         f"{many['rps']:.0f} req/s at 16",
                         file=sys.stderr,
                     )
@@ -109,16 +118,22 @@ def main() -> int:
                 for line in metrics.splitlines()
                 if line.startswith("mlship_feature_rows_total{") and 'feature="f0"' in line
             )
+
+    def ratio(mode: str, figure: str) -> float:
+        pairs = zip(figures[mode][figure], figures["off"][figure], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
     result: dict[str, Any] = {
         "rounds": args.rounds,
         "p50_1_client_ms": {m: statistics.median(f["p50_1_ms"]) for m, f in figures.items()},
         "rps_16_clients": {m: statistics.median(f["rps_16"]) for m, f in figures.items()},
-        "p50_ratio_on_off": statistics.median(
-            on / off for on, off in zip(figures["on"]["p50_1_ms"], figures["off"]["p50_1_ms"], strict=True)
-        ),
-        "rps_ratio_on_off": statistics.median(
-            on / off for on, off in zip(figures["on"]["rps_16"], figures["off"]["rps_16"], strict=True)
-        ),
+        "p50_ratio_on_off": ratio("on", "p50_1_ms"),
+        "rps_ratio_on_off": ratio("on", "rps_16"),
+        "ratios_to_off": {
+            m: {"p50_1_client": ratio(m, "p50_1_ms"), "rps_16_clients": ratio(m, "rps_16")}
+            for m in modes
+            if m != "off"
+        },
         "prediction_records_logged": logged,
         "rows_counted_feature_f0": counted,
     }
@@ -134,6 +149,12 @@ def main() -> int:
             f"(on/off median ratio {result['rps_ratio_on_off']:.3f})\n"
             f"check: {logged} prediction records logged, {counted} rows of f0 counted into drift bins"
         )
+        if args.apart:
+            for mode, ratios in result["ratios_to_off"].items():
+                print(
+                    f"{mode:>9} / off: p50 at 1 client {ratios['p50_1_client']:.3f}, "
+                    f"req/s at 16 {ratios['rps_16_clients']:.3f}"
+                )
     return 0
 
 
