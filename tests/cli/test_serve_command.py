@@ -149,3 +149,21 @@ def test_a_broken_solution_is_refused_before_serving(tmp_path: Path) -> None:
     )
     assert result.returncode == 7
     assert "solution.py line 1: ModuleNotFoundError" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_module_only_an_import_reveals_is_found_and_served(tmp_path: Path) -> None:
+    """Reading the code misses `importlib.import_module("rules")`; the service fails to start, the child
+    import finds rules.py, and the service starts again with it."""
+    solution = (
+        "import importlib\nfrom pathlib import Path\n\nrules = importlib.import_module('rules')\n\n\n"
+        "class Model:\n    def load(self, artifacts: Path) -> None:\n        pass\n\n"
+        "    def predict(self, rows):\n        return [rules.decide(v) for v in rows['amount']]\n"
+    )
+    project = write_light_project(tmp_path / "fraud-detector", solution=solution)
+    (project / "rules.py").write_text("def decide(amount):\n    return int(amount > 100)\n")
+    with serving(project) as (_, port):
+        wait_ready(port)
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=[{"amount": 500, "channel": "pos"}])
+        assert answer.json()["predictions"] == [1]
+    assert (project / ".mlship" / "serve" / "rules.py").is_file()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from . import hidden  # noqa: F401 - first of the package: hides what the image will not have
 from .app import create_app
 from .handoff import RECYCLE_EXIT, STARTUP_FAILED, graceful_timeout, info_from_env
 from .loading import StartupError
