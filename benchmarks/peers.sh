@@ -7,12 +7,16 @@
 #
 #   benchmarks/peers.sh raw http-floor fastapi-naive mlserver mlship mlship-w1 --model lr --rounds 3
 #   benchmarks/peers.sh --image 127.0.0.1:5000/fraudlr:v1 raw mlserver mlship mlship-image --model lr
+#   benchmarks/peers.sh raw fastapi-naive mlserver mlship mlship-w1 --model hgb
 #
 # --image REF   also defines the target `mlship-image`: the built image, started with `docker run`
 #               (port published on 127.0.0.1; DOCKER_HOST as for the rest of mlship).
+# --model hgb   (bench-peers' default) the mlship targets serve a project converted from a copy of the
+#               notebook with the harness's HistGradientBoostingClassifier, so every target serves one model.
 # --peers DIR   the bench-peers checkout (default: ../shared/bench-peers next to this checkout's parent,
 #               or $BENCH_PEERS).
-# The report goes to benchmarks/results/peers-<UTC stamp>/ unless --out is given. Figures are noisy on a
+# The report goes to benchmarks/results/peers-<UTC stamp>/ unless --out is given, with targets.txt: issue
+# 16's targets, met or not (benchmarks/peers_targets.py). Figures are noisy on a
 # shared machine: compare the ratios within one run, not runs with each other.
 set -euo pipefail
 checkout="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,10 +40,48 @@ $has_out || args+=(--out "$checkout/benchmarks/results/peers-$(date -u +%Y%m%dT%
 
 "$peers/apps/mlship/prepare.sh" "$checkout"
 
+spec_dir="$(mktemp -d)"
+name="mlship-image-$$"
+trap 'rm -rf "$spec_dir"; docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
+
+# --model hgb: the mlship targets serve the same HistGradientBoostingClassifier as the other targets (the
+# harness's "hgb"), from a project converted from a copy of fraud_lr.ipynb whose model cell says so.
+model=hgb
+for i in "${!args[@]}"; do [ "${args[$i]}" = "--model" ] && model="${args[$((i + 1))]}"; done
+if [ "$model" = "hgb" ]; then
+  home="$PEERS_HOME/mlship"
+  "$home/venv/bin/python" - "$peers/apps/mlship/fraud_lr.ipynb" "$home/fraud_hgb.ipynb" <<'PY'
+import json, sys
+notebook = json.load(open(sys.argv[1]))
+swaps = {
+    "from sklearn.linear_model import LogisticRegression":
+        "from sklearn.ensemble import HistGradientBoostingClassifier",
+    'Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000))])':
+        "HistGradientBoostingClassifier(max_iter=200, random_state=42)",
+}
+done = set()
+for cell in notebook["cells"]:
+    source = "".join(cell["source"])
+    for old, new in swaps.items():
+        if old in source:
+            source, _ = source.replace(old, new), done.add(old)
+    cell["source"] = source
+if done != set(swaps):
+    sys.exit(f"fraud_lr.ipynb changed: cannot make the HGB copy ({sorted(set(swaps) - done)})")
+json.dump(notebook, open(sys.argv[2], "w"))
+PY
+  rm -rf "$home/fraudhgb"
+  (cd "$home" && venv/bin/mlship init --from-notebook fraud_hgb.ipynb fraudhgb)
+  for target in mlship mlship-w1; do
+    sed 's#/fraudlr#/fraudhgb#g; s#fraud_lr.ipynb#fraud_hgb.ipynb (HGB)#' "$peers/targets/$target.json" \
+      > "$spec_dir/$target.json"
+    for i in "${!args[@]}"; do
+      [ "${args[$i]}" = "$target" ] && args[$i]="$spec_dir/$target.json"
+    done
+  done
+fi
+
 if [ -n "$image" ]; then
-  spec_dir="$(mktemp -d)"
-  name="mlship-image-$$"
-  trap 'rm -rf "$spec_dir"; docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
   cat > "$spec_dir/mlship-image.json" <<JSON
 {
   "name": "mlship-image",
@@ -60,3 +102,8 @@ JSON
 fi
 
 "$peers/run.sh" "${args[@]}"
+
+# Issue 16's targets, met or not, from the report just written (also saved beside it as targets.txt).
+out=""
+for i in "${!args[@]}"; do [ "${args[$i]}" = "--out" ] && out="${args[$((i + 1))]}"; done
+"$PEERS_HOME/mlship/venv/bin/python" "$checkout/benchmarks/peers_targets.py" "$out" | tee "$out/targets.txt"
