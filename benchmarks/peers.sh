@@ -9,8 +9,11 @@
 #   benchmarks/peers.sh --image 127.0.0.1:5000/fraudlr:v1 raw mlserver mlship mlship-image --model lr
 #   benchmarks/peers.sh raw fastapi-naive mlserver mlship mlship-w1 --model hgb
 #
-# --image REF   also defines the target `mlship-image`: the built image, started with `docker run`
-#               (port published on 127.0.0.1; DOCKER_HOST as for the rest of mlship).
+# --image REF   also defines the target `mlship-image`: the built image, started with `docker run -d` (port
+#               published on 127.0.0.1; DOCKER_HOST as for the rest of mlship; REF as `docker run` resolves
+#               it locally, e.g. fraudlr:dev). Detached, so the service's stdout (the prediction log) goes
+#               to the engine's log file as on Kubernetes, not through an attached client: under podman an
+#               attached `docker run` streams every line through the API service, which then takes a core.
 # --model hgb   (bench-peers' default) the mlship targets serve a project converted from a copy of the
 #               notebook with the harness's HistGradientBoostingClassifier, so every target serves one model.
 # --peers DIR   the bench-peers checkout (default: ../shared/bench-peers next to this checkout's parent,
@@ -87,7 +90,7 @@ if [ -n "$image" ]; then
   "name": "mlship-image",
   "description": "the image mlship built ($image), started with docker run (auto workers)",
   "port": 18112,
-  "start": ["docker", "run", "--rm", "--name", "$name", "-p", "127.0.0.1:\${PORT}:8080", "$image"],
+  "start": ["sh", "-c", "trap 'docker rm -f $name >/dev/null 2>&1; exit 0' TERM INT; trap 'docker rm -f $name >/dev/null 2>&1' EXIT; docker run -d --rm --name $name -p 127.0.0.1:\${PORT}:8080 $image >/dev/null && docker wait $name & wait \$!"],
   "health_url": "http://127.0.0.1:\${PORT}/health/ready",
   "predict_url": "http://127.0.0.1:\${PORT}/predict",
   "batch_url": "http://127.0.0.1:\${PORT}/predict",
