@@ -67,16 +67,11 @@ def missing_requirements(requirements_in: Path) -> list[str]:
     """The requirements in requirements.in whose distribution is not installed in this environment."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from packaging.requirements import InvalidRequirement, Requirement
+    from mlship.project.requirements import read_requirements_in
 
     missing = []
-    for raw in requirements_in.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
+    for line, requirement in read_requirements_in(requirements_in):
+        if requirement is None:
             missing.append(line)
             continue
         if requirement.marker is not None and not requirement.marker.evaluate():

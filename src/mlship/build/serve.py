@@ -17,7 +17,6 @@ memory use when pyarrow is importable.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -60,14 +59,16 @@ def _read_local_modules(project: Project) -> list[str]:
 
 def hidden_modules(project: Project) -> list[str]:
     """mlship's own packages the project's requirements.in does not name (the image will not have them)."""
-    path = project.root / "requirements.in"
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    required = {_normalise(m.group(1)) for m in re.finditer(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text, re.M)}
-    return [name for name in HIDDEN_UNLESS_REQUIRED if _normalise(name) not in required]
+    from packaging.utils import canonicalize_name
 
+    from mlship.project.requirements import read_requirements_in
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    required = {
+        canonicalize_name(requirement.name)
+        for _, requirement in read_requirements_in(project.root / "requirements.in")
+        if requirement is not None
+    }
+    return [name for name in HIDDEN_UNLESS_REQUIRED if canonicalize_name(name) not in required]
 
 
 def serve_project(
