@@ -21,6 +21,7 @@ from typing import Any
 
 from mlship.errors import BuildFailed
 from mlship.project.config import Project
+from mlship.project.imports import is_local, package_files
 
 TIMEOUT_S = 120.0
 
@@ -88,15 +89,6 @@ def _relative(path: Path, root: Path) -> str:
 # --- the child side -----------------------------------------------------------------------------------
 
 
-def _is_local(file: Path, root: Path) -> bool:
-    try:
-        relative = file.relative_to(root)
-    except ValueError:
-        return False
-    parts = relative.parts
-    return not any(part.startswith(".") or part in {"site-packages", "dist-packages"} for part in parts)
-
-
 def _local_modules(root: Path, solution: Path) -> list[str]:
     found: set[str] = set()
     for module in list(sys.modules.values()):
@@ -104,13 +96,11 @@ def _local_modules(root: Path, solution: Path) -> list[str]:
         if not name:
             continue
         file = Path(name).resolve()
-        if file == solution or not _is_local(file, root) or file.suffix != ".py":
+        if file == solution or not is_local(file, root) or file.suffix != ".py":
             continue
-        if file.name == "__init__.py":  # a package: ship all its Python files (submodules load lazily)
+        if file.name == "__init__.py":
             found.update(
-                candidate.relative_to(root).as_posix()
-                for candidate in file.parent.rglob("*.py")
-                if _is_local(candidate, root) and "__pycache__" not in candidate.parts
+                candidate.relative_to(root).as_posix() for candidate in package_files(file.parent, root)
             )
         else:
             found.add(file.relative_to(root).as_posix())
@@ -127,7 +117,7 @@ def _error(error: BaseException, root: Path) -> dict[str, Any]:
     }
     text = str(error).strip()
     result["message"] = text.splitlines()[0][:300] if text else ""
-    if isinstance(error, SyntaxError) and error.filename and _is_local(Path(error.filename).resolve(), root):
+    if isinstance(error, SyntaxError) and error.filename and is_local(Path(error.filename).resolve(), root):
         result.update(
             file=Path(error.filename).resolve().relative_to(root).as_posix(),
             line=error.lineno,
@@ -138,7 +128,7 @@ def _error(error: BaseException, root: Path) -> dict[str, Any]:
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if frame.filename and _is_local(Path(frame.filename).resolve(), root)
+        if frame.filename and is_local(Path(frame.filename).resolve(), root)
     ]
     if frames:
         frame = frames[-1]

@@ -27,12 +27,19 @@ def _imported_names(tree: ast.AST) -> set[str]:
     return names
 
 
-def _package_files(package: Path, root: Path) -> list[Path]:
+def is_local(file: Path, root: Path) -> bool:
+    """Whether `file` is the project's own: under `root`, not in a hidden folder or an installed package."""
+    try:
+        parts = file.relative_to(root).parts
+    except ValueError:
+        return False
+    return not any(part.startswith(".") or part in {"site-packages", "dist-packages"} for part in parts)
+
+
+def package_files(package: Path, root: Path) -> list[Path]:
+    """Every Python file of a local package (a package ships whole: its submodules load lazily)."""
     return sorted(
-        file
-        for file in package.rglob("*.py")
-        if "__pycache__" not in file.parts
-        and not any(p.startswith(".") for p in file.relative_to(root).parts)
+        file for file in package.rglob("*.py") if "__pycache__" not in file.parts and is_local(file, root)
     )
 
 
@@ -52,14 +59,14 @@ def local_modules(solution: Path, root: Path) -> list[str]:
                 files = (
                     [module]
                     if module.is_file()
-                    else _package_files(package.parent, root)
+                    else package_files(package.parent, root)
                     if package.is_file()
                     else []
                 )
                 if files:
                     break
             for candidate in files:
-                if candidate.is_relative_to(root) and candidate not in found and candidate != solution:
+                if is_local(candidate, root) and candidate not in found and candidate != solution:
                     found.add(candidate)
                     todo.append(candidate)
     return sorted(file.relative_to(root).as_posix() for file in found)
