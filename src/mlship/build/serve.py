@@ -83,15 +83,15 @@ def serve_project(
     Raises UsageError when the port is taken, BuildFailed when solution.py cannot be imported, MlshipError
     when the service cannot start for another reason."""
     project = load_project(project_dir)
-    folder = stage_for_serving(project.root)
+    modules = _read_local_modules(project)
+    folder = stage_for_serving(project.root, modules)
     os.environ[HIDE_ENV] = ",".join(hidden_modules(project))
     code = _serve(folder, host, port, workers)
     if code != 0:
         console.print("[dim]the service did not start: importing solution.py in a child to see why[/]")
         found = check_solution(project)  # raises BuildFailed naming the file and line
-        staged = set(_read_local_modules(project))
-        if set(found) - staged:
-            folder = stage_for_serving(project.root, sorted(staged | set(found)))
+        if set(found) - set(modules):
+            folder = stage_for_serving(project.root, sorted(set(modules) | set(found)))
             code = _serve(folder, host, port, workers)
     if code != 0:
         raise MlshipError(
