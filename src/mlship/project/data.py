@@ -40,8 +40,9 @@ def is_url(location: str) -> bool:
     return re.match(r"^https?://", location) is not None
 
 
-def _format(path: Path, name: str) -> Literal["csv", "parquet"]:
-    if name.lower().endswith((".parquet", ".pq")):
+def data_format(path: Path, name: str | None = None) -> Literal["csv", "parquet"]:
+    """Parquet for a folder, a .parquet/.pq name (`name`, else the path's) or PAR1 magic; else CSV."""
+    if path.is_dir() or (name or path.name).lower().endswith((".parquet", ".pq")):
         return "parquet"
     with path.open("rb") as handle:
         return "parquet" if handle.read(4) == b"PAR1" else "csv"
@@ -109,7 +110,9 @@ def open_data(location: str, shown_as: str | None = None) -> Iterator[DataFile]:
                 f"test data {shown} is empty (0 bytes)",
                 hint="write the held-out rows with a header line into it",
             )
-        yield DataFile(path=path, source=shown, format=_format(path, location), sha256=digest or _hash(path))
+        yield DataFile(
+            path=path, source=shown, format=data_format(path, location), sha256=digest or _hash(path)
+        )
 
 
 def read_chunks(data: DataFile, chunk_rows: int, text_columns: Iterable[str] = ()) -> Iterator[pd.DataFrame]:

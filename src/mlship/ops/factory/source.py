@@ -12,9 +12,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 from mlship.errors import DataError
+from mlship.project.data import data_format
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,13 +71,6 @@ def folder_source(folder: Path, version: str) -> ModelSource:
     )
 
 
-def input_format(path: Path) -> Literal["csv", "parquet"]:
-    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
-        return "parquet"
-    with path.open("rb") as handle:
-        return "parquet" if handle.read(4) == b"PAR1" else "csv"
-
-
 def check_input(path: Path) -> None:
     if not path.exists():
         raise DataError(f"input {path} does not exist", hint="give a CSV or Parquet file (or folder)")
@@ -96,7 +90,7 @@ class ChunkReader:
         check_input(path)
         self.path = path
         self.chunk_rows = chunk_rows
-        self.format = input_format(path)
+        self.format = data_format(path)
         self.strings = text_columns(schema)
         self.done = 0
         self.total: int | None = None

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlship.errors import UsageError
 from mlship.ops.factory.rows import REASON, ROW_ID, split_rows
-from mlship.ops.factory.source import ModelSource, check_input, input_format
+from mlship.ops.factory.source import ModelSource, check_input
+from mlship.project.data import data_format
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,7 +151,7 @@ def score_spark(source: ModelSource, data: Path, out: Path, rejects: Path, chunk
     check_input(data)
     spark = session()
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
-    if input_format(data) == "parquet":
+    if data_format(data) == "parquet":
         frame = spark.read.parquet(str(data))
     else:  # as text: split_rows reads the values exactly as the in-process engine's checks do
         frame = spark.read.option("header", True).option("inferSchema", False).csv(str(data))
