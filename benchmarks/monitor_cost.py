@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -49,18 +48,6 @@ def add_reference(project: Path) -> None:
             "bins": {"edges": edges.tolist(), "shares": shares.tolist()},
         }
     (project / "schema.json").write_text(json.dumps(schema))
-
-
-def start(stack: contextlib.ExitStack, project: Path, python: str, log: Path, env: dict[str, str]) -> int:
-    """Start one service with ``env`` added to its environment; return its port."""
-    saved = dict(os.environ)
-    os.environ.update(env)  # bench.running copies os.environ when it starts the process
-    try:
-        port, _, _ = stack.enter_context(bench.running("mlship", project, "auto", log, python))
-        return int(port)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def main() -> int:
@@ -94,7 +81,9 @@ def main() -> int:
         figures: dict[str, dict[str, list[float]]] = {m: {"p50_1_ms": [], "rps_16": []} for m in modes}
         with contextlib.ExitStack() as stack:
             ports = {
-                mode: start(stack, project, python, project / f"{mode}.log", env)
+                mode: stack.enter_context(
+                    bench.running("mlship", project, "auto", project / f"{mode}.log", python, env)
+                )[0]
                 for mode, env in modes.items()
             }
             for port in ports.values():

@@ -378,10 +378,16 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60)
 
 @contextmanager
 def running(
-    name: str, project: Path, workers: int | str, log: Path, python: str
+    name: str,
+    project: Path,
+    workers: int | str,
+    log: Path,
+    python: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes], float]]:
     port = free_port()
     command, env = command_for(name, project, port, workers, python)
+    env = {**env, **(extra_env or {})}
     with log.open("ab") as sink:
         started = time.monotonic()
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink, cwd=project)
