@@ -63,17 +63,16 @@ def build(
             f"{context_dir / 'Dockerfile'}: no Dockerfile in the build context",
             hint="stage the build context first (`mlship build` does)",
         )
-    for attempt in range(CACHE_RACE_RETRIES + 1):
+    retries = 0
+    while True:
         try:
             return _build_once(context_dir, tag, labels=labels, no_cache=no_cache, on_log=on_log)
         except BuildStepFailed as failed:
-            if _CACHE_RACE not in failed.message or attempt == CACHE_RACE_RETRIES:
+            if _CACHE_RACE not in failed.message or retries == CACHE_RACE_RETRIES:
                 raise
+            retries += 1
             if on_log is not None:
-                on_log(
-                    f"the engine lost a cached layer to a concurrent build ({_CACHE_RACE}); building again"
-                )
-    raise AssertionError("unreachable")  # pragma: no cover
+                on_log(f"a concurrent build removed a cached layer ({_CACHE_RACE}); building again")
 
 
 def _build_once(
