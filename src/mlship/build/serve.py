@@ -48,13 +48,11 @@ def stage_for_serving(project_dir: Path | str = ".", modules: list[str] | None =
 
 
 def _read_local_modules(project: Project) -> list[str]:
-    if not project.solution_path.is_file():
-        check_solution(project)  # raises the error that names model.solution
     try:
         return local_modules(project.solution_path, project.root)
     except (SyntaxError, UnicodeDecodeError, OSError):
-        check_solution(project)  # raises BuildFailed naming the file and line
-        raise  # pragma: no cover - the child check fails on what ast cannot read
+        check_solution(project)  # explains it: a missing solution, or the file and line that do not parse
+        raise
 
 
 def hidden_modules(project: Project) -> list[str]:
