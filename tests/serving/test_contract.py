@@ -269,3 +269,23 @@ def test_a_number_on_or_inside_a_bound_as_written_is_accepted(written: dict[str,
     contract = InputContract.from_schema(EXACT)
     rows, _ = contract.parse(_body(written), 10)
     assert len(rows) == 1
+
+
+@pytest.mark.parametrize("schema", ["mixed", "numeric"])
+def test_the_shape_is_checked_by_field_count_and_lookup_on_either_path(schema: str) -> None:
+    """Every field present and no other: a row with one field more, or one swapped, or not an object."""
+    if schema == "numeric":
+        contract, good = InputContract.from_schema(NUMERIC), {"x": 0, "n": 0, "y": 0}
+    else:
+        contract = InputContract.from_schema({"mlship_schema": 1, "columns": CLASSIFIER_COLUMNS})
+        good = dict(ROW)
+    name = next(iter(good))
+    extra = {**good, "extra": 1}
+    swapped = {**{k: v for k, v in good.items() if k != name}, "other": 1}  # as many keys, one unknown
+    as_list = list(good.values())  # as many values, no names
+    assert problems(contract, [good, extra]) == [(1, "extra", "unknown field (not in the model's schema)")]
+    found = problems(contract, [swapped, good])
+    assert (0, name, "missing field (required)") in found
+    assert (0, "other", "unknown field (not in the model's schema)") in found
+    assert problems(contract, [good, as_list])[0][:2] == (1, None)
+    assert problems(contract, [good, None])[0][:2] == (1, None)

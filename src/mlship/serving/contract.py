@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from itertools import chain, repeat
-from operator import eq, itemgetter
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Union
 
 import numpy as np  # noqa: TID253 - the serving runtime imports its own dependencies at module level
@@ -170,17 +170,23 @@ class InputContract:
                     )
                 ]
             )
+        # Every row has every field (the getter raises KeyError otherwise, TypeError on a non-object) and
+        # no other (as many keys as fields): together, exactly the schema's fields, without a set per row.
         try:
-            shaped = all(map(eq, map(dict.keys, rows), repeat(self._keys)))
-        except TypeError:  # an element that is not an object
+            if self._numeric:
+                flat = list(chain.from_iterable(map(self._row, rows)))
+            else:
+                tuples = list(map(self._row, rows))
+            shaped = set(map(len, rows)) == {len(self.names)}
+        except (KeyError, TypeError):
             shaped = False
         if not shaped:
             raise InvalidRequest(self._shape_problems(rows))
-        tuples = list(map(self._row, rows))
         if self._numeric:
-            block = self._numeric_block(tuples)
+            block = self._numeric_block(flat, len(rows))
             if block is not None:
                 return block, bool(((block == self._lows) | (block == self._highs)).any())
+            tuples = list(map(self._row, rows))
         problems: list[Problem] = []
         on_a_bound = False
         for column, values in zip(self.columns, zip(*tuples, strict=True), strict=True):
@@ -193,11 +199,14 @@ class InputContract:
             raise InvalidRequest(problems)
         return tuples, on_a_bound
 
-    def _numeric_block(self, tuples: list[tuple[Any, ...]]) -> np.ndarray | None:
-        """The rows as one float array if every check passes; None sends them through the exact checks."""
-        if not set(map(type, chain.from_iterable(tuples))) <= _NUMBERS:
+    def _numeric_block(self, flat: list[Any], rows: int) -> np.ndarray | None:
+        """The rows' values (row after row) as one float array if every check passes, else None.
+
+        None sends the rows through the per-column checks, which name the culprits.
+        """
+        if not set(map(type, flat)) <= _NUMBERS:
             return None
-        block = np.array(tuples, dtype=np.float64).reshape(len(tuples), len(self.names))
+        block = np.fromiter(flat, dtype=np.float64, count=len(flat)).reshape(rows, len(self.names))
         if (block < self._lows).any() or (block > self._highs).any():
             return None
         if self._integers:
