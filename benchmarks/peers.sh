@@ -14,6 +14,8 @@
 #               it locally, e.g. fraudlr:dev). Detached, so the service's stdout (the prediction log) goes
 #               to the engine's log file as on Kubernetes, not through an attached client: under podman an
 #               attached `docker run` streams every line through the API service, which then takes a core.
+#               The start command then polls `docker inspect` every 2 s rather than `docker wait`: podman's
+#               Docker-compatible wait endpoint spins, taking a core (113 % measured) for as long as it waits.
 # --model hgb   (bench-peers' default) the mlship targets serve a project converted from a copy of the
 #               notebook with the harness's HistGradientBoostingClassifier, so every target serves one model.
 # --peers DIR   the bench-peers checkout (default: ../shared/bench-peers next to this checkout's parent,
@@ -90,7 +92,7 @@ if [ -n "$image" ]; then
   "name": "mlship-image",
   "description": "the image mlship built ($image), started with docker run (auto workers)",
   "port": 18112,
-  "start": ["sh", "-c", "trap 'docker rm -f $name >/dev/null 2>&1; exit 0' TERM INT; trap 'docker rm -f $name >/dev/null 2>&1' EXIT; docker run -d --rm --name $name -p 127.0.0.1:\${PORT}:8080 $image >/dev/null && docker wait $name & wait \$!"],
+  "start": ["sh", "-c", "trap 'docker rm -f $name >/dev/null 2>&1; exit 0' TERM INT; trap 'docker rm -f $name >/dev/null 2>&1' EXIT; docker run -d --rm --name $name -p 127.0.0.1:\${PORT}:8080 $image >/dev/null && while [ \\"\$(docker inspect -f '{{.State.Running}}' $name 2>/dev/null)\\" = true ]; do sleep 2; done & wait \$!"],
   "health_url": "http://127.0.0.1:\${PORT}/health/ready",
   "predict_url": "http://127.0.0.1:\${PORT}/predict",
   "batch_url": "http://127.0.0.1:\${PORT}/predict",
