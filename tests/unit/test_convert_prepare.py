@@ -18,6 +18,7 @@ def _load(dtypes: dict[str, str], categories: dict[str, list[Any]] | None = None
         "FEATURES": list(dtypes),
         "DTYPES": dtypes,
         "CATEGORIES": categories or {},
+        "Any": Any,
     }
     exec(_prepare(spec), namespace)
     return namespace["prepare"]
@@ -38,6 +39,21 @@ def test_rows_in_another_order_or_dtype_are_still_cast() -> None:
     assert list(out.columns) == ["a", "b"]
     assert str(out["a"].dtype) == "float64" and str(out["b"].dtype) == "int64"
     assert out["b"].tolist() == [3, 4] and np.isnan(out["a"][1])
+
+
+def test_rows_with_the_same_dtype_names_but_another_dtype_are_cast() -> None:
+    prepare = _load({"a": "float64", "b": "int32"})
+    rows = pd.DataFrame({"a": np.array([1, 2], dtype=np.int64), "b": np.array([3, 4], dtype=np.int64)})
+    out = prepare(rows)
+    assert [str(t) for t in out.dtypes] == ["float64", "int32"]
+    assert out["a"].tolist() == [1.0, 2.0]
+
+
+def test_a_dtype_this_pandas_does_not_know_means_every_request_is_cast() -> None:
+    prepare = _load({"a": "float64", "b": "no-such-dtype"})
+    rows = pd.DataFrame({"a": [1.5], "b": [2]})
+    out = prepare(rows)
+    assert out is not rows and out["a"].tolist() == [1.5]
 
 
 def test_categories_are_always_cast_to_the_notebooks_categories() -> None:

@@ -57,16 +57,25 @@ def _prepare(spec: InputSpec) -> str:
         )
     relabel = "    frame = frame.set_axis(NOTEBOOK_COLUMNS, axis=1)\n" if spec.labels is not None else ""
     return (
+        "def _exact_dtypes() -> list[Any] | None:\n"
+        '    """DTYPES as dtype objects in FEATURES order (rows with exactly these need no cast); None when\n'
+        '    every request is cast: a category or object column, or a dtype this pandas does not know."""\n'
+        '    if any(dtype in ("category", "object") for dtype in DTYPES.values()):\n'
+        "        return None\n"
+        "    try:\n"
+        "        return [pd.api.types.pandas_dtype(DTYPES[column]) for column in FEATURES]\n"
+        "    except (KeyError, TypeError):\n"
+        "        return None\n"
+        "\n\n"
+        "EXACT_DTYPES = _exact_dtypes()\n"
+        "\n\n"
         "def prepare(rows: pd.DataFrame) -> pd.DataFrame:\n"
         '    """The rows as the notebook\'s model saw them: these columns, in this order, with its dtypes\n'
         '    (JSON and CSV lose dtypes: "01" vs 1, category, bool). Rows that already are exactly that\n'
         "    (the service's follow schema.json) are passed on as they are: casting column by column\n"
-        '    costs more than the model."""\n'
-        "    frame = pd.DataFrame(rows)\n"
-        "    if list(frame.columns) != FEATURES or any(\n"
-        '        str(kind) != DTYPES.get(column) or DTYPES[column] in ("category", "object")\n'
-        "        for column, kind in frame.dtypes.items()\n"
-        "    ):\n"
+        '    costs more than the model, and so would comparing dtypes by name."""\n'
+        "    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)\n"
+        "    if frame.columns.tolist() != FEATURES or frame.dtypes.tolist() != EXACT_DTYPES:\n"
         "        frame = frame[FEATURES].copy()\n"
         "        for column, dtype in DTYPES.items():\n"
         "            frame[column] = _cast(frame[column], dtype)\n"
