@@ -100,15 +100,19 @@ class PredictEndpoint:
             body = await self._read_body(scope, receive)
             rows, data = service.contract.parse(body, self.max_rows)
             scope[ROWS] = len(rows)
-            self.drift.observe(rows)
             if service.settings.log_inputs:
                 scope[INPUTS] = data
             runner.arriving -= 1
             arriving = False
             if service.fallback is None:
                 job = runner.submit(rows, scores=not only)
+                # Counted for drift just after the batch is handed to the model (submit scheduled that
+                # first), so the counting overlaps the model's work instead of delaying it; still before
+                # the answer, which the model thread's result is queued behind.
+                asyncio.get_running_loop().call_soon(self.drift.observe, rows)
                 outcome = await self._wait(runner, job, receive)
             else:  # the spare answers when the main model raises, is slow or its circuit is open
+                self.drift.observe(rows)
                 outcome = await service.fallback.answer(
                     runner,
                     rows,
