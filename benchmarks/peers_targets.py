@@ -1,6 +1,6 @@
 """Issue 16's serving targets, read from one bench-peers report: each with its figures and met or not.
 
-    python benchmarks/peers_targets.py benchmarks/results/peers-lr-3 [--json]
+    python benchmarks/peers_targets.py benchmarks/results/peers-lr-4 [--json]
 
 Every comparison is within the one run (same machine, same window): throughput as the median of the
 per-round ratios, latency and the rest as the run's medians. The mlship targets checked are those the
