@@ -130,16 +130,27 @@ def train(data_dir: Path = DATA_DIR) -> Any:
     return grid.best_estimator_
 
 
+def _exact_dtypes() -> list[Any] | None:
+    """DTYPES as dtype objects in FEATURES order (rows with exactly these need no cast); None when
+    every request is cast: a category or object column, or a dtype this pandas does not know."""
+    if any(dtype in ("category", "object") for dtype in DTYPES.values()):
+        return None
+    try:
+        return [pd.api.types.pandas_dtype(DTYPES[column]) for column in FEATURES]
+    except (KeyError, TypeError):
+        return None
+
+
+EXACT_DTYPES = _exact_dtypes()
+
+
 def prepare(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows as the notebook's model saw them: these columns, in this order, with its dtypes
     (JSON and CSV lose dtypes: "01" vs 1, category, bool). Rows that already are exactly that
     (the service's follow schema.json) are passed on as they are: casting column by column
-    costs more than the model."""
-    frame = pd.DataFrame(rows)
-    if list(frame.columns) != FEATURES or any(
-        str(kind) != DTYPES.get(column) or DTYPES[column] in ("category", "object")
-        for column, kind in frame.dtypes.items()
-    ):
+    costs more than the model, and so would comparing dtypes by name."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if frame.columns.tolist() != FEATURES or frame.dtypes.tolist() != EXACT_DTYPES:
         frame = frame[FEATURES].copy()
         for column, dtype in DTYPES.items():
             frame[column] = _cast(frame[column], dtype)
