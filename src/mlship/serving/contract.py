@@ -28,6 +28,7 @@ from .columns import (
     _shown,
     _typical,
 )
+from .typed import TypedDecoder
 
 MAX_PROBLEMS = 20
 Accepted = Union[np.ndarray, list[tuple[Any, ...]]]  # noqa: UP007 - a runtime alias, also on Python 3.10
@@ -76,6 +77,7 @@ class InputContract:
         self._highs = np.array([np.inf if high is None else high for _, high in bounds], dtype=np.float64)
         self._integers = [i for i, c in enumerate(columns) if c.kind == "integer"]
         self._numbers = tuple(c for c in columns if c.kind in ("number", "integer"))
+        self._typed = TypedDecoder(names) if self._numeric else None
 
     @classmethod
     def from_schema(cls, schema: Any) -> InputContract:
@@ -92,8 +94,18 @@ class InputContract:
 
     # --- requests -----------------------------------------------------------------------------------------
 
-    def parse(self, body: bytes, max_rows: int) -> tuple[Accepted, Any]:
-        """Decode and validate a JSON body; return the accepted rows and the decoded data."""
+    def parse(self, body: bytes, max_rows: int, *, keep_data: bool = False) -> tuple[Accepted, Any]:
+        """Decode and validate a JSON body; return the accepted rows and, on request, the decoded data.
+
+        All-numeric schemas first try the typed decode (straight to the float block); whatever it does not
+        accept, and every body when the decoded data is wanted, takes the general path below.
+        """
+        if self._typed is not None and not keep_data:
+            block = self._typed.decode(body, max_rows)
+            if block is not None and self._within(block):
+                if self._on_a_bound(block):
+                    self._check_exactly(body)
+                return block, None
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -185,7 +197,7 @@ class InputContract:
         if self._numeric:
             block = self._numeric_block(flat, len(rows))
             if block is not None:
-                return block, bool(((block == self._lows) | (block == self._highs)).any())
+                return block, self._on_a_bound(block)
             tuples = list(map(self._row, rows))
         problems: list[Problem] = []
         on_a_bound = False
@@ -207,13 +219,20 @@ class InputContract:
         if not set(map(type, flat)) <= _NUMBERS:
             return None
         block = np.fromiter(flat, dtype=np.float64, count=len(flat)).reshape(rows, len(self.names))
+        return block if self._within(block) else None
+
+    def _within(self, block: np.ndarray) -> bool:
+        """Every value within its column's bounds, and whole (and exact as a double) in integer columns."""
         if (block < self._lows).any() or (block > self._highs).any():
-            return None
+            return False
         if self._integers:
             whole = block[:, self._integers]
             if (whole != np.floor(whole)).any() or (np.abs(whole) > 2**53).any():  # beyond 2**53: exact ints
-                return None
-        return block
+                return False
+        return True
+
+    def _on_a_bound(self, block: np.ndarray) -> bool:
+        return bool(((block == self._lows) | (block == self._highs)).any())
 
     def _shape_problems(self, rows: Sequence[Any]) -> list[Problem]:
         problems: list[Problem] = []

@@ -98,9 +98,10 @@ class PredictEndpoint:
         try:
             only = _predictions_only(scope)
             body = await self._read_body(scope, receive)
-            rows, data = service.contract.parse(body, self.max_rows)
+            log_inputs = service.settings.log_inputs
+            rows, data = service.contract.parse(body, self.max_rows, keep_data=log_inputs)
             scope[ROWS] = len(rows)
-            if service.settings.log_inputs:
+            if log_inputs:
                 scope[INPUTS] = data
             runner.arriving -= 1
             arriving = False
