@@ -2,10 +2,10 @@
 
 msgspec decodes each row into a struct whose fields are the schema's columns typed ``float``, with unknown
 fields forbidden, so the per-row shape and type checks run inside the decoder (in C) and no dict is built.
-It only ever accepts: any body it refuses (a bool, a string or null in a field, a missing or unknown field,
-a number beyond a double, malformed JSON, an empty list) returns None, and the caller takes the general
-path, which names the row and field. What it accepts, the general path accepts with the same numbers (the
-equivalence is tested); the caller still applies the bounds and integer checks to the block.
+It never refuses a body itself: whatever it cannot take (a bool, a string or null in a field, a missing or
+unknown field, a number beyond a double, malformed JSON, an empty list) returns None, and the caller takes
+the general path, which names the row and field. What it accepts, the general path accepts with the same
+numbers (the equivalence is tested); the caller still applies the bounds and integer checks to the block.
 """
 
 from __future__ import annotations
