@@ -100,17 +100,16 @@ class InputContract:
         All-numeric schemas first try the typed decode (straight to the float block); whatever it does not
         accept, and every body when the decoded data is wanted, takes the general path below.
         """
-        if self._typed is not None and not keep_data:
-            block = self._typed.decode(body, max_rows)
-            if block is not None and self._within(block):
-                if self._on_a_bound(block):
-                    self._check_exactly(body)
-                return block, None
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise InvalidRequest([Problem(None, None, f"malformed JSON: {error}")]) from None
-        accepted, on_a_bound = self._validate(data, max_rows)
+        block = self._typed.decode(body, max_rows) if self._typed is not None and not keep_data else None
+        if block is not None and self._within(block):
+            accepted: Accepted = block
+            data, on_a_bound = None, self._on_a_bound(block)
+        else:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError as error:
+                raise InvalidRequest([Problem(None, None, f"malformed JSON: {error}")]) from None
+            accepted, on_a_bound = self._validate(data, max_rows)
         if on_a_bound:
             self._check_exactly(body)
         return accepted, data
