@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from mlship.serving import predlog
+
 from .conftest import ROW, run_service
 
 
@@ -71,6 +73,7 @@ def test_the_file_rotates_and_keeps_every_record(
     monkeypatch.setenv("MLSHIP_PREDICTION_LOG", str(log))
     monkeypatch.setenv("MLSHIP_PREDICTION_LOG_MAX_MB", "0.002")  # about 2 kB
     monkeypatch.setenv("MLSHIP_PREDICTION_LOG_BACKUPS", "50")
+    monkeypatch.setattr(predlog, "FLUSH_S", 0.0)  # each record is written on its own: writes are ~200 bytes
     client = client_for()
     ids = set()
     for _ in range(40):
@@ -79,9 +82,12 @@ def test_the_file_rotates_and_keeps_every_record(
         time.sleep(0.01)
     found = records(log, 40)
     assert {r["request_id"] for r in found} == ids
-    rotated = [Path(f"{log}.{i}") for i in range(1, 51) if Path(f"{log}.{i}").exists()]
-    assert len(rotated) >= 2
-    assert all(file.stat().st_size <= 2 * 2098 for file in rotated)  # the limit, plus one flush at most
+    limit = int(0.002 * (1 << 20))
+    files = [log] + [Path(f"{log}.{i}") for i in range(1, 51) if Path(f"{log}.{i}").exists()]
+    assert len(files) >= 4
+    sizes = [file.stat().st_size for file in files]
+    assert all(size <= limit for size in sizes), sizes  # rotated before a write would overflow it
+    assert all(size > limit - 500 for size in sizes[1:]), sizes  # and not much earlier
 
 
 def test_stdout_is_the_default_in_a_real_process(make_project: Callable[..., Path]) -> None:

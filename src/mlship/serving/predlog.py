@@ -4,11 +4,12 @@ Each record: ``{"ts", "event": "prediction", "predictions", "model_version", "re
 class scores and classes when the answer had them, and ``inputs`` only when ``serving.log_inputs`` is on.
 ``mlship monitor accuracy --log FILE --labels LABELS.csv`` reads it.
 
-Where it goes is chosen at start by ``MLSHIP_PREDICTION_LOG``: ``stdout`` (the default; the service's
-other log lines are on stderr), ``off``, or a file path: JSON lines appended by every worker, rotated to
-``FILE.1`` … ``FILE.<MLSHIP_PREDICTION_LOG_BACKUPS>`` (default 5) past ``MLSHIP_PREDICTION_LOG_MAX_MB``
-(default 100). Records are buffered and written together at most ``FLUSH_S`` later: a request pays for
-one bytes concatenation (its record is its answer's body) and a list append.
+Where it goes is chosen at start by ``MLSHIP_PREDICTION_LOG``: ``stdout`` (the default; the service's other
+log lines are on stderr), ``off``, or a file path: JSON lines appended by every worker, rotated to ``FILE.1``
+… ``FILE.<MLSHIP_PREDICTION_LOG_BACKUPS>`` (default 5) before a write would take it past
+``MLSHIP_PREDICTION_LOG_MAX_MB`` (default 100), so no file is larger than that unless one write alone is.
+Records are buffered and written together at most ``FLUSH_S`` later: a request pays for one bytes
+concatenation (its record is its answer's body) and a list append.
 """
 
 from __future__ import annotations
@@ -100,17 +101,26 @@ class PredictionLog:
             os.close(self._fd)  # another worker rotated the file: follow it
             self._fd = None
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._open()
+        assert self._fd is not None
+        if _overflows(os.fstat(self._fd).st_size, len(data), self.max_bytes):
+            self._rotate(len(data))
+            self._open()
+            assert self._fd is not None
         os.write(self._fd, data)
-        if os.fstat(self._fd).st_size > self.max_bytes:
-            self._rotate()
 
-    def _rotate(self) -> None:
+    def _open(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _rotate(self, incoming: int) -> None:
+        """Move the file to ``FILE.1`` (older ones up) before ``incoming`` more bytes would overflow it."""
         assert self.path is not None
         with open(f"{self.path}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self.path.exists() and self.path.stat().st_size > self.max_bytes:  # not rotated meanwhile
+            size = _size(self.path)
+            if size is not None and _overflows(size, incoming, self.max_bytes):  # not rotated meanwhile
                 for index in range(self.backups - 1, 0, -1):
                     older = Path(f"{self.path}.{index}")
                     if older.exists():
@@ -127,8 +137,20 @@ class PredictionLog:
             self._fd = None
 
 
+def _overflows(size: int, incoming: int, max_bytes: int) -> bool:
+    """Whether appending ``incoming`` bytes would take a non-empty file past ``max_bytes``."""
+    return size > 0 and size + incoming > max_bytes
+
+
 def _inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino
+    except OSError:
+        return None
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
     except OSError:
         return None
