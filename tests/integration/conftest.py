@@ -7,6 +7,7 @@ instead, so a broken set-up can never pass as "all skipped".
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -137,6 +138,56 @@ def private_registry(engine: image.EngineInfo, tmp_path: Path) -> Iterator[Priva
     registry.start()
     yield registry
     registry.stop()
+
+
+# --- the `mlship init` template's frozen requirements, resolved once per run ---
+
+
+@pytest.fixture(scope="session")
+def template_lock(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The lock file `mlship build` writes for a fresh `mlship init` project, resolved once per test run.
+
+    pip-compile takes 40-60 s per fresh project; the tests that only need *a* project to build, deploy or
+    roll out start from this lock instead (its header's inputs digest matches theirs, so the build reuses it
+    exactly as it reuses a committed lock). Resolving itself stays covered: the `built` template project
+    (test_build.py), test_install.py, test_example_project.py and scripts/clean-install resolve for real.
+    Under pytest-xdist the workers share one resolve through a file lock in the run's common folder.
+    """
+    from mlship.build.context import runtime_requirements, runtime_source
+    from mlship.build.requirements import STATE_DIR, freeze
+    from mlship.project.config import load_project
+    from mlship.project.scaffold import create_project
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, the same for every worker
+    cached = shared / "template-requirements.lock.txt"
+    with open(shared / "template-requirements.lock.flock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not cached.is_file():
+            root = tmp_path_factory.mktemp("template-lock") / "template"
+            create_project("template", root)
+            project = load_project(root)
+            source = runtime_source() / "requirements.txt"
+            runtime = runtime_requirements(project.config.model.format, source, root / STATE_DIR)
+            scratch = cached.with_suffix(".tmp")
+            scratch.write_text(freeze(project, runtime).lock_path.read_text())
+            scratch.replace(cached)
+    return cached.read_text()
+
+
+@pytest.fixture(scope="session")
+def init_project(template_lock: str) -> Callable[[str, Path], Path]:
+    """`mlship init NAME` into a folder, with the template's lock already frozen (see `template_lock`)."""
+    from mlship.build.requirements import LOCK_FILE
+    from mlship.project.scaffold import create_project
+
+    def init(name: str, root: Path) -> Path:
+        project = create_project(name, root).project
+        (project / LOCK_FILE).write_text(template_lock)
+        return project
+
+    return init
 
 
 # --- one built project, shared: the `mlship init` template (test_build.py, test_fallback_image.py) ---

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from sklearn.pipeline import make_pipeline
 from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
 from mlship.errors import RegistryError
-from mlship.project.scaffold import create_project
 from tests.integration.conftest import PrivateRegistry
 
 pytestmark = pytest.mark.integration
@@ -65,8 +65,8 @@ def answer(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return create_project("shipit", tmp_path / "shipit").project
+def project(tmp_path: Path, init_project: Callable[[str, Path], Path]) -> Path:
+    return init_project("shipit", tmp_path / "shipit")
 
 
 def make_worse(project: Path) -> None:

@@ -34,7 +34,6 @@ import pytest
 from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
 from mlship.errors import MlshipError
-from mlship.project.scaffold import create_project
 from tests.integration.conftest import unavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -153,10 +152,14 @@ def managed_containers(repo: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def released(
-    engine: image.EngineInfo, base_image: str, registry_url: str, tmp_path_factory: pytest.TempPathFactory
+    engine: image.EngineInfo,
+    base_image: str,
+    registry_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    init_project: Callable[[str, Path], Path],
 ) -> Iterator[Released]:
     repo = f"mlship-test/hardening-{uuid.uuid4().hex[:10]}"
-    project = create_project("hardening", tmp_path_factory.mktemp("hardening") / "hardening").project
+    project = init_project("hardening", tmp_path_factory.mktemp("hardening") / "hardening")
     config = project / "mlship.yaml"
     config.write_text(re.sub(r"(?m)^name: .*$", f"name: {repo}", config.read_text()))
     state = Released(project, repo, registry_url, base_image, {}, {})

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
 from mlship.build.assemble import build_project
 from mlship.ops.k8s.rollout import canary, manifests, target
-from mlship.project.scaffold import create_project
 from tests.integration.conftest import unavailable
 from tests.integration.k8s_support import OwnRegistry, free_port, gate_labels
 
@@ -53,13 +52,14 @@ class Rollout:
 
 
 @pytest.fixture(scope="module")
-def rollout(base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rollout]:
+def rollout(
+    base_image: str, tmp_path_factory: pytest.TempPathFactory, init_project: Callable[[str, Path], Path]
+) -> Iterator[Rollout]:
     if shutil.which("podman") is None:
         unavailable("podman is not installed; run `sudo scripts/containers.sh up`")
     work = tmp_path_factory.mktemp("k8s-pods")
     registry = OwnRegistry(work)
-    project = work / REPO
-    create_project(REPO, project)
+    project = init_project(REPO, work / REPO)
     local = [f"localhost/{REPO}-test:{v}" for v in VERSIONS]
     pushed = [f"{registry.host}/{REPO}:{v}" for v in VERSIONS]
     try:

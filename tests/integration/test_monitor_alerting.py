@@ -164,14 +164,14 @@ def test_drifted_rows_raise_psi_fire_the_alert_and_reach_the_webhook(tmp_path: P
 
 
 @pytest.fixture(scope="module")
-def template_image(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[tuple[str, Path]]:
+def template_image(
+    tmp_path_factory: pytest.TempPathFactory, base_image: str, init_project: Callable[[str, Path], Path]
+) -> Iterator[tuple[str, Path]]:
     """The `mlship init` template project (breast-cancer data, 30 numeric features) built into an image."""
     from mlship.adapters import engine as image
     from mlship.build.assemble import build_project
-    from mlship.project.scaffold import create_project
 
-    root = tmp_path_factory.mktemp("monitor-image") / "fraud-detector"
-    create_project("fraud-detector", root)
+    root = init_project("fraud-detector", tmp_path_factory.mktemp("monitor-image") / "fraud-detector")
     tag = f"mlship-test-monitor:{uuid.uuid4().hex[:12]}"
     result = build_project(root, tag=tag, base_image=base_image)
     print(f"\nbuilt {tag} in {result.seconds:.1f} s")

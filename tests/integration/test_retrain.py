@@ -11,7 +11,7 @@ import hashlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from mlship.adapters import engine as image
 from mlship.adapters.registry import Registry
 from mlship.errors import MlshipError
 from mlship.ops.k8s.state import read_state
-from mlship.project.scaffold import create_project
 from tests.gate_projects import folder_digest
 from tests.integration.test_deploy import make_worse, mlship
 
@@ -43,11 +42,13 @@ def snapshot(host: str, repo: str) -> dict[str, str | None]:
 
 
 @pytest.fixture
-def released(tmp_path: Path, registry_url: str, base_image: str) -> Iterator[tuple[Path, str]]:
+def released(
+    tmp_path: Path, registry_url: str, base_image: str, init_project: Callable[[str, Path], Path]
+) -> Iterator[tuple[Path, str]]:
     """A scaffolded project whose live v1 is a weak model (one feature), released to the registry under a
     repository no other test uses; its manifests are deleted afterwards."""
     name = f"factory-{uuid.uuid4().hex[:10]}"
-    project = create_project(name, tmp_path / name).project
+    project = init_project(name, tmp_path / name)
     make_worse(project)
     config = project / "mlship.yaml"
     config.write_text(

@@ -8,7 +8,7 @@ coverage and fuzzing phases, a bounded number of cases and a time bound: zero fa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def built_template(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Iterator[BuildResult]:
-    from mlship.project.scaffold import create_project
-
-    root = tmp_path_factory.mktemp("schemathesis") / "fraud-detector"
-    create_project("fraud-detector", root)
+def built_template(
+    tmp_path_factory: pytest.TempPathFactory, base_image: str, init_project: Callable[[str, Path], Path]
+) -> Iterator[BuildResult]:
+    root = init_project("fraud-detector", tmp_path_factory.mktemp("schemathesis") / "fraud-detector")
     tag = f"mlship-test-schemathesis:{uuid.uuid4().hex[:12]}"
     result = build_project(root, tag=tag, base_image=base_image)
     yield result

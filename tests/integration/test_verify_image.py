@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mlship.project.scaffold import create_project
-
-    root = tmp_path_factory.mktemp("verify") / "verify-me"
-    create_project("verify-me", root)
-    return root
+def project(tmp_path_factory: pytest.TempPathFactory, init_project: Callable[[str, Path], Path]) -> Path:
+    return init_project("verify-me", tmp_path_factory.mktemp("verify") / "verify-me")
 
 
 @pytest.fixture(scope="module")
