@@ -97,29 +97,27 @@ class PredictionLog:
 
     def _write_file(self, data: bytes) -> None:
         assert self.path is not None
-        if self._fd is not None and _inode(self.path) != os.fstat(self._fd).st_ino:
+        if self._fd is not None and _stat(self.path, "st_ino") != os.fstat(self._fd).st_ino:
             os.close(self._fd)  # another worker rotated the file: follow it
             self._fd = None
-        if self._fd is None:
-            self._open()
-        assert self._fd is not None
-        if _overflows(os.fstat(self._fd).st_size, len(data), self.max_bytes):
+        fd = self._fd if self._fd is not None else self._open()
+        if _overflows(os.fstat(fd).st_size, len(data), self.max_bytes):
             self._rotate(len(data))
-            self._open()
-            assert self._fd is not None
-        os.write(self._fd, data)
+            fd = self._open()
+        os.write(fd, data)
 
-    def _open(self) -> None:
+    def _open(self) -> int:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return self._fd
 
     def _rotate(self, incoming: int) -> None:
         """Move the file to ``FILE.1`` (older ones up) before ``incoming`` more bytes would overflow it."""
         assert self.path is not None
         with open(f"{self.path}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            size = _size(self.path)
+            size = _stat(self.path, "st_size")
             if size is not None and _overflows(size, incoming, self.max_bytes):  # not rotated meanwhile
                 for index in range(self.backups - 1, 0, -1):
                     older = Path(f"{self.path}.{index}")
@@ -142,15 +140,9 @@ def _overflows(size: int, incoming: int, max_bytes: int) -> bool:
     return size > 0 and size + incoming > max_bytes
 
 
-def _inode(path: Path) -> int | None:
+def _stat(path: Path, field: str) -> int | None:
+    """One integer field of ``path``'s stat (``st_ino``, ``st_size``), or None when it is not there."""
     try:
-        return path.stat().st_ino
-    except OSError:
-        return None
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
+        return int(getattr(path.stat(), field))
     except OSError:
         return None
